@@ -1,0 +1,1 @@
+"""One module per `ambiview-cli` subcommand; each defines register(subparsers)."""
