@@ -1,0 +1,147 @@
+"""The common face of every segmentation engine, and device selection.
+
+An engine answers one question: given an image crop and prompts, draw N plausible segmentations.  `prepare` does the
+expensive prompt-independent part once (an image embedding); `sample` turns prompts into hypotheses, streaming them as
+they are ready.  Coordinates are crop pixels (row y, column x) of the crop handed to `prepare`.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+OnSample = Callable[[int, np.ndarray], None]  # (hypotheses done so far, probabilities of this batch (k, H, W))
+Cancel = Callable[[], bool]
+
+
+class ModelError(Exception):
+    """A problem the user can act on (missing or mismatched checkpoint, bad input data); the message names it."""
+
+
+@dataclass
+class ModelPrompts:
+    """Prompts in crop pixel coordinates of the model input crop (H, W)."""
+
+    box: tuple[float, float, float, float] | None = None  # (y0, x0, y1, x1), inclusive pixel bounds
+    points: list[tuple[float, float, bool]] = field(default_factory=list)  # (y, x, positive)
+
+    def is_empty(self) -> bool:
+        return self.box is None and not self.points
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What a model picker shows about an installed engine."""
+
+    name: str
+    title: str
+    checkpoint: Path | None
+    digest: str
+    dims: int
+
+
+class Engine(ABC):
+    """A probabilistic segmentation model ready to draw hypotheses on one device."""
+
+    name: str
+    title: str
+    dims: int = 2
+    accepts: frozenset[str] = frozenset({"box"})
+    default_samples: int = 16
+    crop_size: int = 64
+    checkpoint: Path | None = None
+    digest: str = ""
+    device: torch.device = torch.device("cpu")
+
+    @abstractmethod
+    def prepare(self, image: np.ndarray) -> Any:
+        """Do the prompt-independent work for one crop.
+
+        `image` is an (H, W) float32 crop standardised like the training crops ((HU - mean) / std of the crop).
+        Returns an opaque state for `sample`.
+        """
+
+    @abstractmethod
+    def sample(
+        self,
+        state: Any,
+        prompts: ModelPrompts,
+        n: int,
+        seed: int,
+        on_sample: OnSample | None = None,
+        cancel: Cancel | None = None,
+    ) -> np.ndarray:
+        """Draw `n` hypotheses: (n, H, W) float32 probabilities in the crop grid.
+
+        `on_sample(done, batch)` is called as each batch is ready; `cancel()` returning True stops at the next batch
+        boundary (the hypotheses drawn so far are returned).  Same seed, same hypotheses.
+        """
+
+    def info(self) -> EngineInfo:
+        return EngineInfo(self.name, self.title, self.checkpoint, self.digest, self.dims)
+
+
+def select_device(requested: str | torch.device | None = None) -> torch.device:
+    """The device to run on: `requested` when given ("cpu", "cuda", "cuda:1", "mps"), else CUDA when present, else CPU.
+
+    Raises ModelError when the requested device is not available on this machine.
+    """
+    if requested is None or str(requested).lower() in ("", "auto"):
+        return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    try:
+        device = torch.device(str(requested).lower())
+    except RuntimeError as exc:
+        raise ModelError(f"unknown device {requested!r} (use cpu, cuda, cuda:N or auto)") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelError(f"device {requested!r} requested but CUDA is not available on this machine")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ModelError(f"device {requested!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist")
+    elif device.type == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise ModelError(f"device {requested!r} requested but MPS is not available on this machine")
+    elif device.type != "cpu":
+        raise ModelError(f"unsupported device {requested!r} (use cpu, cuda, cuda:N or auto)")
+    return device
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for a GPU out-of-memory error (the engine then falls back to the CPU)."""
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    )
+
+
+def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """Full hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def short_digest(sha256_hex: str) -> str:
+    """The short form shown to users and stored with results."""
+    return sha256_hex[:12]
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write a file atomically: a temporary file in the same folder, then os.replace."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
