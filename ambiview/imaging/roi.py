@@ -53,8 +53,11 @@ class Roi:
 
         depth > 1 gives a 3D ROI of that many slices centred on z (the caller clips it to the volume)."""
         extent = float(max(size, math.ceil(lesion_side / LESION_SHARE)))
+        top, left = cy - extent / 2.0, cx - extent / 2.0
+        if extent == size:  # native spacing: snap to the pixel grid so crop and paste are exact copies
+            top, left = math.floor(top + 0.5) - 0.5, math.floor(left + 0.5) - 0.5
         z0 = int(z) - (depth - 1) // 2
-        return cls(z0, z0 + depth, cy - extent / 2.0, cx - extent / 2.0, extent, size)
+        return cls(z0, z0 + depth, top, left, extent, size)
 
     @classmethod
     def for_box(cls, z: int, y0: float, x0: float, y1: float, x1: float, size: int = MODEL_CROP,
