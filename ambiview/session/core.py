@@ -9,13 +9,14 @@ Plain Python; widgets and the CLI observe it through `subscribe(event, callback)
 - "result_changed" (result)            a new set of hypotheses (or None)
 - "hypothesis_changed" (index)         the hypothesis the slider shows
 - "kept_changed" (kept)                an item was kept, renamed or removed
+- "experts_changed" (experts, revealed) reference contours (raters, RTSTRUCT ROIs) set, or shown/hidden
 """
 from __future__ import annotations
 
 from ..imaging.volume import Volume
 from ..imaging.windowing import DEFAULT_PRESET, PRESETS
 from .events import Observable
-from .kept import KEEP_COLOURS, KeptItem
+from .kept import KEEP_COLOURS, ExpertMask, KeptItem
 from .prompts import Prompt, PromptHistory
 from .result import SegmentationResult
 
@@ -30,12 +31,14 @@ class Session(Observable):
         self.result: SegmentationResult | None = None
         self.hypothesis = 0
         self.kept: list[KeptItem] = []
+        self.experts: list[ExpertMask] = []
+        self.experts_revealed = True
 
     # --- the series -------------------------------------------------------------------------------------------------
     def set_volume(self, volume: Volume | None) -> None:
         self.volume = volume
         self.history.reset()
-        self.result, self.hypothesis, self.kept = None, 0, []
+        self.result, self.hypothesis, self.kept, self.experts = None, 0, [], []
         if volume is not None:
             self.cursor = tuple(n // 2 for n in volume.shape)
         self.emit("volume_changed", volume=volume)
@@ -43,6 +46,7 @@ class Session(Observable):
         self.emit("prompts_changed", prompts=self.prompts)
         self.emit("result_changed", result=None)
         self.emit("kept_changed", kept=self.kept)
+        self.emit("experts_changed", experts=self.experts, revealed=self.experts_revealed)
 
     # --- view state -------------------------------------------------------------------------------------------------
     def set_cursor(self, z: int, y: int, x: int) -> None:
@@ -152,6 +156,20 @@ class Session(Observable):
         while f"{kind} {i}" in names:
             i += 1
         return f"{kind} {i}"
+
+    # --- expert reference contours (teaching) -----------------------------------------------------------------------
+    def set_experts(self, experts, revealed: bool | None = None) -> None:
+        """Reference masks on the volume grid: the raters of an LIDC crop or the ROIs of an RTSTRUCT."""
+        self.experts = list(experts)
+        if revealed is not None:
+            self.experts_revealed = bool(revealed)
+        self.emit("experts_changed", experts=self.experts, revealed=self.experts_revealed)
+
+    def reveal_experts(self, revealed: bool = True) -> None:
+        """Hide-and-reveal: the model's spread first, the experts' on request."""
+        if bool(revealed) != self.experts_revealed:
+            self.experts_revealed = bool(revealed)
+            self.emit("experts_changed", experts=self.experts, revealed=self.experts_revealed)
 
     # --- persistence ------------------------------------------------------------------------------------------------
     def view_state(self) -> dict:

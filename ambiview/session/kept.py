@@ -59,3 +59,13 @@ class KeptItem:
                    model_title=meta.get("model_title", ""), digest=meta.get("digest", ""),
                    description=meta.get("description", ""), color=tuple(meta.get("color", (230, 159, 0))),
                    series_uid=meta.get("series_uid", ""), extra=meta.get("extra", {}))
+
+
+@dataclass
+class ExpertMask:
+    """A reference segmentation to compare the model with: `mask` (z, y, x) bool on the volume grid."""
+
+    name: str
+    mask: np.ndarray
+    color: tuple[int, int, int] = (255, 255, 255)
+    source: str = ""     # e.g. "LIDC rater 2" or the RTSTRUCT file name
