@@ -29,7 +29,7 @@ class SlowEngine(Engine):
         for k in range(n):
             if cancel and cancel():
                 return out[:k]
-            self.gate.acquire(timeout=5)
+            self.gate.acquire(timeout=60)  # the test releases it; the timeout only guards a broken test
             out[k, 20:40, 20:40] = seed + 1
             if on_sample:
                 on_sample(k + 1, out[k:k + 1])
@@ -63,17 +63,19 @@ def test_hypotheses_stream_and_the_gui_keeps_running(client, qtbot):
     timer = QTimer()
     timer.timeout.connect(lambda: ticks.append(1))
     timer.start(5)
+    results = []
     c.progress.connect(lambda done, total, batch: progress.append(done))
+    c.finished.connect(results.append)
     c.submit(volume, prompts, "slow", 3, 0)
     assert c.busy
     for _ in range(3):
         before = len(ticks)
-        qtbot.waitUntil(lambda: len(ticks) > before + 2)   # the event loop ticks while the model waits
+        qtbot.waitUntil(lambda: len(ticks) > before + 2, timeout=30000)  # the loop ticks while the model waits
+        assert not results
         engine.gate.release()
-    with qtbot.waitSignal(c.finished, timeout=5000) as got:
-        pass
+    qtbot.waitUntil(lambda: len(results) == 1, timeout=30000)
     timer.stop()
-    assert progress == [1, 2, 3] and got.args[0].n == 3 and not c.busy
+    assert progress == [1, 2, 3] and results[0].n == 3 and not c.busy
     assert threading.get_ident() not in engine.threads            # the model never ran on the GUI thread
 
 
@@ -87,7 +89,7 @@ def test_a_newer_prompt_supersedes_the_older_request(client, qtbot):
     c.submit(volume, prompts, "slow", 2, seed=7)                   # then a newer prompt arrives
     for _ in range(10):
         engine.gate.release()
-    qtbot.waitUntil(lambda: len(results) > 0, timeout=5000)
+    qtbot.waitUntil(lambda: len(results) > 0, timeout=30000)
     qtbot.wait(100)
     assert len(results) == 1 and results[0].seed == 7 and results[0].n == 2   # the stale answer was dropped
 
@@ -95,6 +97,6 @@ def test_a_newer_prompt_supersedes_the_older_request(client, qtbot):
 def test_failures_reach_the_user_as_a_message(client, qtbot):
     c, _ = client
     volume, _ = _volume_and_prompts()
-    with qtbot.waitSignal(c.failed, timeout=5000) as got:
+    with qtbot.waitSignal(c.failed, timeout=30000) as got:
         c.submit(volume, (), "slow", 2, 0)
     assert "place a point or a box" in got.args[0] and not c.busy
