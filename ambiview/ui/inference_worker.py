@@ -55,10 +55,10 @@ class InferenceWorker(QObject):
             return request_id < self._latest
 
     def _engine(self, name: str, device: str | None):
-        from ..models.registry import load_engine
-
         key = (name, device)
         if key not in self._engines:
+            from ..models.registry import load_engine  # torch and the checkpoint load on first use, in this thread
+
             self._engines[key] = load_engine(name, device=device)
             engine = self._engines[key]
             self.engine_loaded.emit(name, str(getattr(engine, "device", "cpu")))
