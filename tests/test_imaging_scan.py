@@ -312,3 +312,14 @@ def test_cli_series_subprocess(tmp_path):
                           check=False, capture_output=True, text=True, env=env, cwd=root, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["series"][0]["series_uid"] == written.series_uid
+
+
+def test_a_matrix_of_32_columns_is_read(tmp_path):
+    """US 32 is stored as the bytes b" \\x00": it must not be taken for an empty (space-padded) value."""
+    from ambiview.imaging.scan import scan_path
+    from dicom_fixtures import write_series
+
+    voxels = np.zeros((3, 32, 32), np.int16)
+    write_series(tmp_path, voxels)
+    scan = scan_path(tmp_path)
+    assert not scan.problems and scan.series[0].cols == 32 and scan.series[0].rows == 32

@@ -12,6 +12,7 @@ import struct
 from typing import Any
 
 import pydicom
+from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import RawDataElement
 from pydicom.multival import MultiValue
 
@@ -50,6 +51,9 @@ TAG_NAMES = {IMAGE_POSITION: "ImagePositionPatient", IMAGE_ORIENTATION: "ImageOr
              RESCALE_INTERCEPT: "RescaleIntercept"}
 
 
+_BINARY_VRS = {"US", "UL", "SS", "SL", "FL", "FD", "AT", "OB", "OW"}
+
+
 class Fields:
     """Typed reads of one dataset's top-level values; a missing or empty value gives the default."""
 
@@ -57,6 +61,13 @@ class Fields:
         self.ds = ds
 
     def has(self, tag: int) -> bool:
+        """True when the attribute is present with a value.  Binary values are judged by their length: a US value
+        of 32 is the bytes b" \\x00", which stripping text padding would wrongly turn into nothing."""
+        elem = self.ds.get_item(tag, keep_deferred=True)
+        if isinstance(elem, RawDataElement) and isinstance(elem.value, bytes):
+            vr = elem.VR or dictionary_VR(tag)
+            if vr in _BINARY_VRS:
+                return len(elem.value) > 0
         return self.text(tag) != ""
 
     def text(self, tag: int) -> str:
