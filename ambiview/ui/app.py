@@ -29,6 +29,19 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
+def _box(text: str) -> tuple[float, float, float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 5:
+        raise argparse.ArgumentTypeError(f"a box is Z,Y0,X0,Y1,X1 in voxel indices, not {text!r}")
+    _, y0, x0, y1, x1 = values
+    if y1 <= y0 or x1 <= x0:
+        raise argparse.ArgumentTypeError(f"box {text}: Y1 must exceed Y0 and X1 must exceed X0")
+    return values
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ambiview", description="AmbiView: view a CT series, place prompts, "
                                      "see the spread of plausible segmentations.")
@@ -43,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"window/level preset: {', '.join(PRESETS)}")
     parser.add_argument("--slice", type=int, metavar="Z",
                         help="axial slice to show: index in the sorted series from 0, negative counts from the end")
+    parser.add_argument("--box", type=_box, metavar="Z,Y0,X0,Y1,X1",
+                        help="with --screenshot: draw this box prompt (voxel indices) and run the model on it first")
+    parser.add_argument("--model", metavar="NAME",
+                        help="with --box: the model to run (`ambiview-cli models` lists them; default: the first)")
+    parser.add_argument("--compare", action="store_true",
+                        help="with --screenshot: reveal the expert contours (compare mode) before taking the picture")
     parser.add_argument("--version", action="version", version=f"AmbiView {__version__}")
     return parser
 
@@ -54,6 +73,12 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error("--screenshot needs PATH or --demo")
     if args.series and args.path is None:
         parser.error("--series needs PATH")
+    if args.box is not None and args.screenshot is None:
+        parser.error("--box needs --screenshot")
+    if args.model is not None and args.box is None:
+        parser.error("--model needs --box")
+    if args.compare and args.screenshot is None:
+        parser.error("--compare needs --screenshot")
     if args.path is not None and not args.path.exists():
         parser.error(f"{args.path} does not exist")
 
@@ -81,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.screenshot is not None and headless:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+    from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
     _install_qt_message_filter()
@@ -103,6 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         window.open_demo()
     elif args.path is not None:
         window.open_path(args.path, args.series)
+    else:  # nothing asked for: offer back work the last run did not close cleanly
+        QTimer.singleShot(0, window.review.keeper.offer_unfinished)
     return int(app.exec())
 
 

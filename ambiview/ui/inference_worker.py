@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from ..imaging.volume import Volume
 from ..session.segment import PreparedCache, SegmentRequest, segment
+from .gui_gc import collect_on_gui_thread
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class InferenceClient(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        collect_on_gui_thread()  # the worker thread must never run Python's collector on Qt objects
         self._next_id = 0
         self.current_id = 0
         self.busy = False

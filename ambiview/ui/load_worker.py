@@ -16,6 +16,7 @@ from ..imaging.errors import LoadCancelled, LoadError
 from ..imaging.loader import load_series
 from ..imaging.scan import scan_path
 from .crash_log import log_exception
+from .gui_gc import collect_on_gui_thread
 
 _PROGRESS_INTERVAL_S = 0.05  # at most ~20 progress signals a second
 
@@ -94,6 +95,7 @@ class LoaderThread(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
+        collect_on_gui_thread()  # the loader thread must never run Python's collector on Qt objects
         self._jobs = 0
         self._thread = QThread()
         self._thread.setObjectName("ambiview-loader")

@@ -25,10 +25,12 @@ from ..imaging.windowing import PRESETS
 from ..recent import RecentFolders
 from ..session import Session
 from .bridge import follow
+from .hypothesis_ui import HypothesisUi
 from .info_panel import InfoPanel
 from .open_controller import OpenController
 from .ortho_views import OrthoViews
 from .problems_panel import LoadReport, ProblemsPanel
+from .review_tools import ReviewTools
 from .readout import CursorReadout
 from .toolbar import WindowPresetBox, prompt_edit_actions, tool_actions
 from .tools import ToolState
@@ -77,6 +79,8 @@ class MainWindow(QMainWindow):
 
         self._build_actions()
         self._build_menus_and_toolbar()
+        self.hypotheses = HypothesisUi(self)  # model panel, hypothesis panel and overlays
+        self.review = ReviewTools(self)  # modes, spread, kept, compare, nodules, autosave, export
         self.welcome.open_folder_clicked.connect(self.choose_folder)
         self.welcome.open_file_clicked.connect(self.choose_file)
         self.welcome.demo_clicked.connect(self.open_demo)
@@ -180,6 +184,8 @@ class MainWindow(QMainWindow):
         if not path.exists():
             self._on_failed(f"{path} does not exist.", LoadReport())
             return False
+        if self.review.handles(path):  # an LIDC crop study (TIFF crops, not DICOM): the review tools open it
+            return self.review.open_study(path, series_uid)
         if not self.controller.open_path(path, series_uid):
             self.statusBar().showMessage("Still opening the previous folder…", _STATUS_MS)
             return False
@@ -275,4 +281,5 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.controller.shutdown()
+        self.hypotheses.shutdown()
         super().closeEvent(event)

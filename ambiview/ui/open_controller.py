@@ -43,6 +43,11 @@ class OpenController(QObject):
     def busy(self) -> bool:
         return self._job is not None
 
+    @property
+    def scan(self):
+        """The ScanResult of the last folder scanned (its non-image files list RTSTRUCTs beside the series)."""
+        return self._scan
+
     def open_path(self, path, series_uid: str | None = None) -> bool:
         """Start opening a folder (scanned recursively) or a file; False when another opening is under way."""
         return self._start(Path(path).expanduser().absolute(), series_uid)

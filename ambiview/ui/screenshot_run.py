@@ -51,9 +51,31 @@ def run_screenshot(app: QApplication, args: argparse.Namespace) -> int:
             except ValueError as exc:
                 finish(1, str(exc))
                 return
-        QTimer.singleShot(_SETTLE_MS, shoot)
+        if args.box is not None:
+            run_model(volume)
+        else:
+            QTimer.singleShot(_SETTLE_MS, shoot)
+
+    def run_model(volume) -> None:
+        """--box: place the prompt, run the model, zoom onto its ROI, then shoot (a failure ends with its message)."""
+        ui = window.hypotheses
+        if args.model and not ui.model_panel.select_engine(args.model):
+            names = ", ".join(info.name for info in ui.model_panel.engines) or "none installed"
+            finish(1, f"model {args.model!r} is not installed (installed: {names})")
+            return
+        z, y0, x0, y1, x1 = args.box
+        if not (0 <= z < volume.shape[0] and 0 <= y0 < y1 < volume.shape[1] and 0 <= x0 < x1 < volume.shape[2]):
+            finish(1, f"box {args.box} lies outside the series (shape {volume.shape})")
+            return
+        ui.controller.set_auto_run(False)
+        ui.controller.error.connect(lambda message: finish(1, message))
+        ui.controller.result_ready.connect(lambda result: (ui.focus_on_result(), QTimer.singleShot(_SETTLE_MS, shoot)))
+        window.session.add_box(z, y0, x0, y1, x1)
+        ui.controller.run()
 
     def shoot() -> None:
+        if args.compare:
+            window.review.show_compare()
         try:
             path = save_widget_png(window, args.screenshot)
         except OSError as exc:

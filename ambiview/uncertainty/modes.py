@@ -91,6 +91,11 @@ def _percentages(shares: list[float]) -> list[int]:
     return whole
 
 
+def share_percentages(modes: list[Mode]) -> list[int]:
+    """The modes' shares as whole percentages that add up to 100 (the numbers ``describe_modes`` prints)."""
+    return _percentages([m.share for m in modes])
+
+
 def describe_modes(modes: list[Mode]) -> str:
     """One line for the hypothesis panel, e.g. "3 interpretations: 63% / 25% / 12%"."""
     if not modes:

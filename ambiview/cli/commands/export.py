@@ -133,32 +133,18 @@ def _color(text: str) -> tuple[int, int, int]:
     return values
 
 
-_DEFAULT_NAMES = {"rtstruct": "{}_rtstruct.dcm", "seg": "{}_seg.dcm", "seg_fractional": "{}_seg_fractional.dcm",
-                  "nifti": "{}.nii.gz", "nifti_probability": "{}_probability.nii.gz"}
-
-
 def _resolve(out: Path, stem: str, kind: str) -> Path:
     """OUT as given, or a default file name inside OUT when it is a folder (existing, or the default export dir)."""
+    from ...export.bundle import default_path
+
     out = Path(out).expanduser()
     if out.is_dir() or not out.suffix:
-        return out / _DEFAULT_NAMES[kind].format(stem)
+        return default_path(out, kind, stem)
     return out
 
 
 def _write(kind: str, path: Path, mask_item, prob_item, volume) -> tuple[Path, list[str]]:
-    from ...export.atomic import source_folders
-    from ...export.nifti import write_nifti
-    from ...export.rtstruct_write import write_rtstruct
-    from ...export.seg import write_seg
+    from ...export.bundle import write_format
 
-    if kind == "rtstruct":
-        return write_rtstruct([mask_item], volume, path), []
-    if kind == "seg":
-        return write_seg([mask_item], volume, path), []
-    if kind == "seg_fractional":
-        return write_seg([prob_item], volume, path, fractional=True), []
-    item = mask_item if kind == "nifti" else prob_item
-    array = item.binary() if kind == "nifti" else item.probabilities()
-    if not array.any():
-        raise CliError(f"item '{item.name}': the mask is empty, nothing to export")
-    return write_nifti(array, volume.geometry, path, source_folders(volume))
+    item = prob_item if kind in ("seg_fractional", "nifti_probability") else mask_item
+    return write_format(kind, [item], volume, path)

@@ -1,0 +1,477 @@
+"""Probabilistic SAM (Ward et al., arXiv 2509.05809) on a pretrained SAM-family backbone, and its Engine.
+
+As in the authors' code (github.com/tbwa233/Probabilistic-SAM): the image encoder is frozen; the prompt goes through
+SAM's prompt encoder; a latent z (dim 6) comes from a prior net p(z | image) — in training from a posterior
+q(z | image, mask) — small conv nets giving diagonal Gaussians with log-sigma clamped to [-5, 5]; z -> MLP(6, 256, 256)
+is added to every sparse prompt token; SAM's mask decoder with a single output gives the mask.
+
+Ours (see models/probsam-litemedsam.md): the training box can come from the consensus mask instead of the drawn
+rater's mask (`box_source`); the prior/posterior see the 64x64 crop min-max scaled to [0, 1] (one channel, not the
+upsampled 3-channel copy); logits are averaged down to the crop grid (4x4 cells for 256 -> 64) and the loss is taken
+there; point prompts are accepted (trained by replacing the box by 1-3 points on a fraction of the steps); sampling
+runs the encoder once and decodes all hypotheses from one embedding, in batches.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import (
+    Cancel,
+    Engine,
+    ModelError,
+    ModelPrompts,
+    OnSample,
+    file_sha256,
+    is_out_of_memory,
+    select_device,
+    short_digest,
+    write_bytes_atomic,
+)
+from ..paths import models_dir
+from .embedding_cache import EmbeddingCache
+from .sam_backbone import Backbone, load_backbone
+
+log = logging.getLogger(__name__)
+
+ENGINE_FAMILY = "probsam"
+CHECKPOINT_FORMAT = "ambiview-probsam/1"
+DELTA = "delta."  # trained minus pretrained backbone tensor (prompt encoder, mask decoder)
+NEW = "net."  # networks that do not exist in the backbone (prior, posterior, z projection)
+
+
+@dataclass
+class ProbSamConfig:
+    """Model and training hyper-parameters stored with every checkpoint."""
+
+    latent_dim: int = 6
+    beta: float = 10.0
+    lr: float = 1e-4
+    epochs: int = 10  # batch size 1 as in the paper: on the CPU a larger batch costs the same per item (measured)
+    # Where the training prompt comes from: "rater" = the drawn rater's own mask (the authors' code), "consensus" =
+    # the crop's consensus mask, the same prompt for every rater, as at evaluation and in the app (ours).
+    box_source: str = "consensus"
+    point_prob: float = 0.2  # fraction of training steps whose box is replaced by 1-3 positive points (ours)
+    max_points: int = 3
+    val_every: int = 2
+    val_samples: int = 16
+    crop_size: int = 64
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ProbSamConfig":
+        data = json.loads(text)
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+# ----------------------------------------------------------------------------------------------------------- model
+
+
+class LatentEncoder(nn.Module):
+    """Conv3x3 -> 32, ReLU, Conv3x3 -> 64, ReLU, global average pool, linear heads for mu and log-sigma."""
+
+    def __init__(self, in_channels: int, latent_dim: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.mu = nn.Linear(64, latent_dim)
+        self.log_sigma = nn.Linear(64, latent_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.features(x)
+        return self.mu(h), torch.clamp(self.log_sigma(h), -5.0, 5.0)
+
+
+class ProbSam(nn.Module):
+    """The trainable part (prompt encoder, mask decoder, prior, posterior, z projection) around a frozen encoder.
+
+    The backbone's image encoder is held but not registered, so `state_dict()` holds only trainable tensors.
+    """
+
+    def __init__(self, backbone: Backbone, latent_dim: int = 6) -> None:
+        super().__init__()
+        self.backbone = backbone  # a plain dataclass: its encoder is not a submodule
+        self.prompt_encoder = backbone.prompt_encoder
+        self.mask_decoder = backbone.mask_decoder
+        dim = backbone.embed_dim
+        self.latent_dim = latent_dim
+        self.prior = LatentEncoder(1, latent_dim)
+        self.posterior = LatentEncoder(2, latent_dim)
+        self.z_proj = nn.Sequential(nn.Linear(latent_dim, 256), nn.ReLU(), nn.Linear(256, dim))
+
+    @property
+    def input_size(self) -> int:
+        return self.backbone.input_size
+
+    def embed_prompts(self, prompts: list[ModelPrompts], crop_hw: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sparse (B, T, C) and dense prompt embeddings for prompts of one kind (all boxes, or equal point counts)."""
+        device = next(self.prompt_encoder.parameters()).device
+        sy = self.input_size / crop_hw[0]
+        sx = self.input_size / crop_hw[1]
+        boxes = None
+        points = None
+        if prompts[0].box is not None:
+            boxes = torch.tensor([box_to_model(p.box, sy, sx) for p in prompts], dtype=torch.float32, device=device)
+        if prompts[0].points:
+            coords = torch.tensor([[point_to_model(y, x, sy, sx) for y, x, _ in p.points] for p in prompts],
+                                  dtype=torch.float32, device=device)
+            labels = torch.tensor([[1 if pos else 0 for _, _, pos in p.points] for p in prompts],
+                                  dtype=torch.int64, device=device)
+            points = (coords, labels)
+        return self.prompt_encoder(points=points, boxes=boxes, masks=None)
+
+    def decode(self, embedding: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor, z: torch.Tensor,
+               crop_hw: tuple[int, int]) -> torch.Tensor:
+        """Logits (B, 1, H, W) in the crop grid: z shifts every sparse token; low-res logits are area-averaged."""
+        tokens = sparse + self.z_proj(z)[:, None, :]
+        low_res, _ = self.mask_decoder(
+            image_embeddings=embedding,
+            image_pe=self.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=tokens,
+            dense_prompt_embeddings=dense,
+            multimask_output=False,
+        )
+        return F.adaptive_avg_pool2d(low_res, crop_hw)
+
+
+def minmax01(crops: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W) crops scaled to [0, 1] each (input of the prior and posterior nets)."""
+    lo = crops.amin(dim=(-2, -1), keepdim=True)
+    hi = crops.amax(dim=(-2, -1), keepdim=True)
+    return (crops - lo) / (hi - lo + 1e-8)
+
+
+def box_to_model(box: tuple[float, float, float, float], sy: float, sx: float) -> tuple[float, float, float, float]:
+    """Crop box (y0, x0, y1, x1), inclusive pixels -> SAM box (x0, y0, x1, y1) in the encoder's input pixels.
+
+    Pixel i of the crop covers input pixels [i*s, (i+1)*s - 1]; this equals the bounding box of the mask after a
+    nearest-neighbour upscaling, which is how the authors' code derives its box at the encoder's resolution.
+    """
+    y0, x0, y1, x1 = box
+    return (x0 * sx, y0 * sy, (x1 + 1) * sx - 1, (y1 + 1) * sy - 1)
+
+
+def point_to_model(y: float, x: float, sy: float, sx: float) -> tuple[float, float]:
+    """Crop pixel (y, x) -> SAM point (x, y) at the same physical spot in the encoder's input pixels."""
+    return ((x + 0.5) * sx - 0.5, (y + 0.5) * sy - 0.5)
+
+
+def box_of_mask(mask: np.ndarray, fallback: float = 0.25) -> tuple[int, int, int, int]:
+    """Inclusive bounding box (y0, x0, y1, x1) of a mask; the central box (25-75 %) when it is empty (as the authors)."""
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        h, w = mask.shape
+        return (int(h * (0.5 - fallback)), int(w * (0.5 - fallback)), int(h * (0.5 + fallback)),
+                int(w * (0.5 + fallback)))
+    return (int(ys.min()), int(xs.min()), int(ys.max()), int(xs.max()))
+
+
+def kl_diag_gaussians(mu_q: torch.Tensor, ls_q: torch.Tensor, mu_p: torch.Tensor, ls_p: torch.Tensor) -> torch.Tensor:
+    """KL(q || p) of diagonal Gaussians (log-sigma parametrised), summed over latent dims -> (B,)."""
+    var_q, var_p = torch.exp(2 * ls_q), torch.exp(2 * ls_p)
+    return (ls_p - ls_q + (var_q + (mu_q - mu_p) ** 2) / (2 * var_p) - 0.5).sum(dim=-1)
+
+
+def training_loss(logits: torch.Tensor, target: torch.Tensor, kl: torch.Tensor, beta: float
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """BCE-with-logits + soft Dice (smooth 1, over the batch) + beta * mean KL; returns (total, reconstruction)."""
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    prob = torch.sigmoid(logits)
+    dice = 1 - (2 * (prob * target).sum() + 1) / (prob.sum() + target.sum() + 1)
+    recon = bce + dice
+    return recon + beta * kl.mean(), recon
+
+
+# ------------------------------------------------------------------------------------------------------ checkpoint
+
+
+def backbone_reference(backbone: Backbone) -> dict[str, torch.Tensor]:
+    """Copies of the pretrained prompt-encoder and mask-decoder tensors (the base the deltas are taken against)."""
+    out = {}
+    for prefix, module in (("prompt_encoder.", backbone.prompt_encoder), ("mask_decoder.", backbone.mask_decoder)):
+        for key, value in module.state_dict().items():
+            out[prefix + key] = value.detach().to("cpu", copy=True)
+    return out
+
+
+def checkpoint_tensors(model: ProbSam, reference: dict[str, torch.Tensor], half: bool = True) -> dict[str, torch.Tensor]:
+    """What a checkpoint stores: deltas of the backbone tensors that changed (float16 when `half`) + the new nets."""
+    tensors: dict[str, torch.Tensor] = {}
+    for key, value in model.state_dict().items():
+        value = value.detach().to("cpu")
+        if key in reference:
+            delta = value.float() - reference[key].float()
+            if torch.count_nonzero(delta) == 0:
+                continue
+            tensors[DELTA + key] = (delta.half() if half else delta).contiguous()
+        else:
+            tensors[NEW + key] = value.float().contiguous()
+    return tensors
+
+
+def apply_checkpoint_tensors(model: ProbSam, tensors: dict[str, torch.Tensor], source: str) -> None:
+    """Load deltas and new nets into a model built on the pretrained backbone."""
+    state = model.state_dict()
+    new_keys = {k for k in state if not k.startswith(("prompt_encoder.", "mask_decoder."))}
+    seen: set[str] = set()
+    with torch.no_grad():
+        for name, tensor in tensors.items():
+            if name.startswith(DELTA):
+                key = name[len(DELTA):]
+            elif name.startswith(NEW):
+                key = name[len(NEW):]
+                seen.add(key)
+            else:
+                raise ModelError(f"{source}: unexpected tensor {name!r}")
+            if key not in state or state[key].shape != tensor.shape:
+                raise ModelError(f"{source}: tensor {name!r} does not fit the model (shape {tuple(tensor.shape)})")
+            target = state[key]
+            if name.startswith(DELTA):
+                target.add_(tensor.to(target.device, torch.float32))
+            else:
+                target.copy_(tensor)
+    missing = sorted(new_keys - seen)
+    if missing:
+        raise ModelError(f"{source}: checkpoint lacks {len(missing)} tensors of the new networks (e.g. {missing[0]})")
+
+
+def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Write a safetensors file atomically."""
+    from safetensors.torch import save
+
+    write_bytes_atomic(Path(path), save(tensors, metadata={k: str(v) for k, v in metadata.items()}))
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The metadata of a safetensors checkpoint (tensors are not read)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return dict(handle.metadata() or {})
+    except Exception as exc:  # safetensors raises its own error types for a damaged header
+        raise ModelError(f"{path}: not a readable safetensors checkpoint ({exc})") from exc
+
+
+def load_model(path: Path, backbone_spec: str | None = None) -> tuple[ProbSam, dict[str, str]]:
+    """Build the pretrained backbone named in the checkpoint (or `backbone_spec`), add the checkpoint; on the CPU."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: checkpoint not found")
+    meta = read_metadata(path)
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise ModelError(f"{path}: not a Probabilistic SAM checkpoint (format {meta.get('format')!r})")
+    config = ProbSamConfig.from_json(meta.get("config", "{}"))
+    spec = backbone_spec or _stored_backbone_spec(meta, path)
+    backbone = load_backbone(spec, expected_sha256=meta.get("backbone_sha256"))
+    model = ProbSam(backbone, config.latent_dim)
+    apply_checkpoint_tensors(model, load_file(str(path)), str(path))
+    model.eval()
+    return model, meta
+
+
+def _stored_backbone_spec(meta: dict[str, str], path: Path) -> str:
+    """The backbone a checkpoint was trained on: the bundled one by name, a user's weights file by its file name,
+    looked up in the models folder and its `backbones/` subfolder (paths of the training machine are not stored)."""
+    if meta.get("backbone_spec"):
+        return meta["backbone_spec"]
+    name, filename = meta.get("backbone", ""), meta.get("backbone_file", "")
+    folders = [models_dir(), models_dir() / "backbones", path.parent]
+    for folder in folders:
+        if filename and (folder / filename).is_file():
+            return f"{name}:{folder / filename}"
+    raise ModelError(f"{path}: needs the {name} weights file {filename!r} it was trained on; put it into "
+                     f"{models_dir() / 'backbones'}")
+
+
+# ---------------------------------------------------------------------------------------------------------- engine
+
+
+@dataclass
+class ProbSamState:
+    """What `prepare` computed for one crop: the (float16-rounded) embedding and the prior's Gaussian."""
+
+    embedding: torch.Tensor  # (1, C, h, w)
+    prior_mu: torch.Tensor  # (1, latent)
+    prior_log_sigma: torch.Tensor  # (1, latent)
+    shape: tuple[int, int]
+    key: str = ""
+
+    def to(self, device: torch.device) -> "ProbSamState":
+        return ProbSamState(self.embedding.to(device), self.prior_mu.to(device), self.prior_log_sigma.to(device),
+                            self.shape, self.key)
+
+
+@dataclass(eq=False)
+class ProbSamEngine(Engine):
+    """Draws Probabilistic SAM hypotheses: the encoder runs once per crop, the hypotheses in batched decoder passes."""
+
+    model: ProbSam
+    name: str = "probsam"
+    title: str = "Probabilistic SAM"
+    checkpoint: Path | None = None
+    digest: str = ""
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    metadata: dict[str, str] = field(default_factory=dict)
+    cache: EmbeddingCache | None = None
+    batch_size: int = 0  # hypotheses per decoder pass after the first; 0: 4 on the CPU, all at once on a GPU
+    dims: int = 2
+    accepts: frozenset[str] = frozenset({"box", "point"})
+    default_samples: int = 16
+    crop_size: int = 64
+
+    def __post_init__(self) -> None:
+        self.model.eval()
+        self._move(self.device)
+
+    @classmethod
+    def from_checkpoint(cls, path: Path, device: str | torch.device | None = None,
+                        backbone_spec: str | None = None) -> "ProbSamEngine":
+        """Load a checkpoint written by the trainer onto a device (None: CUDA when present, else CPU)."""
+        path = Path(path)
+        model, meta = load_model(path, backbone_spec)
+        config = ProbSamConfig.from_json(meta.get("config", "{}"))
+        return cls(model=model, name=path.stem, title=meta.get("title", "Probabilistic SAM"), checkpoint=path,
+                   digest=short_digest(file_sha256(path)), device=select_device(device), metadata=meta,
+                   cache=EmbeddingCache(), crop_size=config.crop_size)
+
+    def _move(self, device: torch.device) -> None:
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        self.model.backbone.image_encoder.to(self.device)
+
+    def _fall_back_to_cpu(self, exc: BaseException) -> None:
+        log.warning("%s: GPU out of memory (%s); continuing on the CPU", self.name, str(exc).splitlines()[0])
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        self._move(torch.device("cpu"))
+
+    # prepare ---------------------------------------------------------------------------------------------------
+
+    def prepare(self, image: np.ndarray) -> ProbSamState:
+        image = _check_image(image)
+        try:
+            return self._prepare(image)
+        except Exception as exc:
+            if self.device.type != "cuda" or not is_out_of_memory(exc):
+                raise
+            self._fall_back_to_cpu(exc)
+            return self._prepare(image)
+
+    def embed(self, image: np.ndarray) -> tuple[np.ndarray, str]:
+        """The float16 encoder embedding (C, h, w) of a standardised crop, from the disk cache when there."""
+        backbone = self.model.backbone
+        key = self.cache.key(image, backbone.sha256) if self.cache else ""
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                return hit, key
+        with torch.inference_mode():
+            emb = backbone.encode(torch.from_numpy(image).to(self.device))[0].float().cpu().numpy()
+        if self.cache is not None:
+            try:
+                return self.cache.put(key, emb), key
+            except OSError as exc:  # a full or read-only cache must not stop the segmentation
+                log.warning("embedding cache not written (%s)", exc)
+        return emb.astype(np.float16), key
+
+    def _prepare(self, image: np.ndarray) -> ProbSamState:
+        emb, key = self.embed(image)
+        return self.state_from_embedding(image, emb, key)
+
+    def state_from_embedding(self, image: np.ndarray, embedding: np.ndarray | torch.Tensor, key: str = ""
+                             ) -> ProbSamState:
+        """A state from a precomputed float16 embedding (C, h, w) (used by training validation and tests)."""
+        emb = torch.as_tensor(embedding).to(self.device, torch.float32)[None]
+        with torch.inference_mode():
+            crop = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(self.device)[None, None]
+            mu, log_sigma = self.model.prior(minmax01(crop))
+        return ProbSamState(emb, mu, log_sigma, tuple(image.shape), key)
+
+    # sample ----------------------------------------------------------------------------------------------------
+
+    def sample(self, state: ProbSamState, prompts: ModelPrompts, n: int, seed: int,
+               on_sample: OnSample | None = None, cancel: Cancel | None = None) -> np.ndarray:
+        prompts = _check_prompts(prompts, state.shape)
+        if n < 1:
+            raise ModelError(f"number of hypotheses must be at least 1, got {n}")
+        try:
+            return self._sample(state, prompts, n, seed, on_sample, cancel)
+        except Exception as exc:
+            if self.device.type != "cuda" or not is_out_of_memory(exc):
+                raise
+            self._fall_back_to_cpu(exc)
+            return self._sample(state, prompts, n, seed, on_sample, cancel)
+
+    def latents(self, state: ProbSamState, n: int, seed: int) -> torch.Tensor:
+        """n prior samples (n, latent); drawn one by one on the CPU so hypothesis i does not depend on n or device."""
+        gen = torch.Generator(device="cpu").manual_seed(int(seed))
+        eps = torch.stack([torch.randn(self.model.latent_dim, generator=gen) for _ in range(n)])
+        eps = eps.to(state.prior_mu.device)
+        return state.prior_mu + torch.exp(state.prior_log_sigma) * eps
+
+    def _sample(self, state: ProbSamState, prompts: ModelPrompts, n: int, seed: int,
+                on_sample: OnSample | None, cancel: Cancel | None) -> np.ndarray:
+        if state.embedding.device != self.device:
+            state = state.to(self.device)
+        out = np.empty((n, *state.shape), dtype=np.float32)
+        batch = self.batch_size or (4 if self.device.type == "cpu" else n)
+        done = 0
+        with torch.inference_mode():
+            z = self.latents(state, n, seed)
+            sparse, dense = self.model.embed_prompts([prompts], state.shape)
+            while done < n:
+                if cancel is not None and cancel():
+                    break
+                k = 1 if done == 0 else min(batch, n - done)  # the first hypothesis alone: on screen at once
+                logits = self.model.decode(state.embedding, sparse.expand(k, -1, -1), dense, z[done:done + k],
+                                           state.shape)
+                probs = torch.sigmoid(logits[:, 0]).float().cpu().numpy()
+                out[done:done + k] = probs
+                done += k
+                if on_sample is not None:
+                    on_sample(done, probs)
+        return out[:done]
+
+
+def _check_image(image: Any) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim != 2 or min(image.shape) < 8:
+        raise ModelError(f"expected a 2D crop (H, W) of at least 8x8 pixels, got shape {image.shape}")
+    if not np.issubdtype(image.dtype, np.number):
+        raise ModelError(f"expected a numeric crop, got dtype {image.dtype}")
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    if not np.all(np.isfinite(image)):
+        raise ModelError("the crop contains NaN or infinite values")
+    return image
+
+
+def _check_prompts(prompts: ModelPrompts, shape: tuple[int, int]) -> ModelPrompts:
+    """Prompts clipped to the crop; ModelError for none at all or an inverted box."""
+    if prompts is None or prompts.is_empty():
+        raise ModelError("Probabilistic SAM needs a box or at least one point prompt")
+    h, w = shape
+    box = None
+    if prompts.box is not None:
+        y0, x0, y1, x1 = (float(v) for v in prompts.box)
+        if not (y1 >= y0 and x1 >= x0):
+            raise ModelError(f"box {prompts.box} is inverted (expected y0 <= y1 and x0 <= x1)")
+        box = (min(max(y0, 0.0), h - 1), min(max(x0, 0.0), w - 1), min(max(y1, 0.0), h - 1), min(max(x1, 0.0), w - 1))
+    points = [(min(max(float(y), 0.0), h - 1), min(max(float(x), 0.0), w - 1), bool(pos)) for y, x, pos in prompts.points]
+    return ModelPrompts(box=box, points=points)

@@ -1,0 +1,328 @@
+"""Training Probabilistic SAM on a lidc-crops64-like folder (`train/` to fit, `validate/` to select the epoch).
+
+Per the authors' recipe: frozen encoder, Adam lr 1e-4, batch 1, 10 epochs, one rater's mask drawn at random per step,
+loss BCE + soft Dice + 10 * KL(q || p); with box_source=rater the box is that rater's bounding box (central 25-75 % box
+when the rater left the slice empty), as in their code.  Ours: box_source=consensus (default) prompts every rater's
+mask with the consensus box, as evaluation and the app do; the encoder's embeddings are computed once and cached on
+disk; the epoch with the best validation GED (16 prior samples per crop, box of the consensus mask) is kept; on a
+fraction of the steps the box is replaced by 1-3 positive points inside the prompt's mask so that the model also
+answers point prompts.
+Seeded and deterministic on the CPU.  Writes only the tensors that differ from the pretrained backbone.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import fields
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+
+from .base import ModelError, ModelPrompts, select_device
+from .embedding_cache import EmbeddingCache
+from .lidc import LidcItem, check_split, load_split
+from .probsam import (
+    CHECKPOINT_FORMAT,
+    DELTA,
+    ENGINE_FAMILY,
+    NEW,
+    ProbSam,
+    ProbSamConfig,
+    ProbSamEngine,
+    backbone_reference,
+    box_of_mask,
+    checkpoint_tensors,
+    kl_diag_gaussians,
+    minmax01,
+    save_checkpoint,
+    training_loss,
+)
+from .sam_backbone import Backbone, load_backbone
+from .trainers import TrainRequest
+
+ATTRIBUTION = "LIDC-IDRI (Armato et al. 2011, CC BY 3.0); crops from rCampSemp/learn-vae-noisy-label"
+TITLES = {"litemedsam": "Probabilistic SAM (LiteMedSAM)", "sam_vit_b": "Probabilistic SAM (SAM ViT-B)",
+          "sam_vit_l": "Probabilistic SAM (SAM ViT-L)", "sam_vit_h": "Probabilistic SAM (SAM ViT-H)",
+          "tiny-random": "Probabilistic SAM (tiny random backbone, test only)"}
+
+
+def train(request: TrainRequest) -> dict:
+    """Train, select on validation, write the checkpoint to `request.out`; returns a summary."""
+    log = request.log
+    config = _config(request)
+    device = select_device(request.device)
+    data = Path(request.data)
+    train_items = load_split(check_split(data / "train"), request.limit)
+    val_items = load_split(check_split(data / "validate"), request.limit)
+    out = Path(request.out)
+    if out.suffix != ".safetensors":
+        raise ModelError(f"{out}: the checkpoint file name must end in .safetensors")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not os.access(out.parent, os.W_OK):
+        raise ModelError(f"{out.parent}: folder is not writable")
+
+    started = time.perf_counter()
+    backbone = load_backbone(request.backbone).to(device)
+    log(f"backbone {backbone.spec} (sha256 {backbone.sha256[:12]}…), device {device}, "
+        f"{len(train_items)} train / {len(val_items)} validation crops")
+    cache = EmbeddingCache()
+    train_emb = embed_items(backbone, train_items, cache, device, log)
+    val_emb = embed_items(backbone, val_items, cache, device, log)
+    embed_seconds = time.perf_counter() - started
+
+    with deterministic(device):
+        result = _fit(request, config, device, backbone, train_items, train_emb, val_items, val_emb, log)
+    train_seconds = time.perf_counter() - started
+    meta = {
+        "format": CHECKPOINT_FORMAT,
+        "engine": ENGINE_FAMILY,
+        "title": TITLES.get(backbone.name, "Probabilistic SAM"),
+        "dims": "2",
+        "backbone": backbone.name,
+        "backbone_sha256": backbone.sha256,
+        "backbone_spec": backbone.name if backbone.spec in ("litemedsam", "tiny-random") else "",
+        "backbone_file": backbone.source.name if backbone.source is not None else "",
+        "config": config.to_json(),
+        "command": request.command,
+        "seed": str(request.seed),
+        "epochs": str(config.epochs),
+        "best_epoch": str(result["best_epoch"]),
+        "val_ged": f"{result['val_ged']:.4f}",
+        "fp16_check": json.dumps(result["fp16_check"]),
+        "history": json.dumps(result["history"]),
+        "train_items": str(len(train_items)),
+        "val_items": str(len(val_items)),
+        "embed_seconds": f"{embed_seconds:.0f}",
+        "train_seconds": f"{train_seconds:.0f}",
+        "device": str(device),
+        "torch": torch.__version__,
+        "data": ATTRIBUTION,
+    }
+    save_checkpoint(out, result["tensors"], meta)
+    size_mb = out.stat().st_size / 1e6
+    log(f"wrote {out} ({size_mb:.1f} MB): best epoch {result['best_epoch']}, validation GED {result['val_ged']:.4f}, "
+        f"{train_seconds / 60:.1f} min in all ({embed_seconds / 60:.1f} min embeddings)")
+    return {"out": str(out), "size_mb": round(size_mb, 2), "best_epoch": result["best_epoch"],
+            "val_ged": result["val_ged"], "train_seconds": round(train_seconds, 1),
+            "embed_seconds": round(embed_seconds, 1), "fp16_check": result["fp16_check"],
+            "history": result["history"]}
+
+
+def _config(request: TrainRequest) -> ProbSamConfig:
+    config = ProbSamConfig()
+    types = {f.name: f.type for f in fields(ProbSamConfig)}
+    for key, raw in request.options.items():
+        if key not in types or key == "crop_size":
+            settable = ", ".join(k for k in types if k != "crop_size")
+            raise ModelError(f"unknown option {key!r} for probsam (settable: {settable})")
+        if types[key] in ("str", str):
+            setattr(config, key, raw)
+            continue
+        try:
+            value = float(raw) if types[key] in ("float", float) else int(raw)
+        except ValueError as exc:
+            raise ModelError(f"option {key}={raw!r} is not a number") from exc
+        setattr(config, key, value)
+    if request.epochs is not None:
+        config.epochs = request.epochs
+    if config.epochs < 1 or config.val_every < 1 or config.val_samples < 1 or not 0 <= config.point_prob <= 1:
+        raise ModelError("epochs, val_every and val_samples must be >= 1 and point_prob in [0, 1]")
+    if config.box_source not in ("rater", "consensus"):
+        raise ModelError(f"box_source must be 'rater' or 'consensus', got {config.box_source!r}")
+    return config
+
+
+@contextmanager
+def deterministic(device: torch.device) -> Iterator[None]:
+    """Deterministic algorithms for the duration (strict on the CPU, best effort on a GPU); restored afterwards."""
+    previous = torch.are_deterministic_algorithms_enabled()
+    previous_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    if device.type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=device.type != "cpu")
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous, warn_only=previous_warn)
+
+
+def embed_items(backbone: Backbone, items: list[LidcItem], cache: EmbeddingCache, device: torch.device,
+                log: Callable[[str], None]) -> list[torch.Tensor]:
+    """float16 embeddings (C, h, w) of every crop, from the disk cache or computed (the encoder runs once per crop)."""
+    out: list[torch.Tensor] = []
+    computed = 0
+    started = time.perf_counter()
+    for i, item in enumerate(items):
+        key = cache.key(item.scan, backbone.sha256)
+        emb = cache.get(key)
+        if emb is None:
+            fresh = backbone.encode(torch.from_numpy(item.scan).to(device))[0].float().cpu().numpy()
+            emb = cache.put(key, fresh)
+            computed += 1
+            if computed % 50 == 0:
+                rate = (time.perf_counter() - started) / computed
+                log(f"  embeddings: {i + 1}/{len(items)} ({rate:.2f} s per crop)")
+        out.append(torch.from_numpy(emb))
+    if computed:
+        log(f"  embeddings: computed {computed}, cached {len(items) - computed}, "
+            f"{time.perf_counter() - started:.0f} s")
+    return out
+
+
+def training_prompt(item: LidcItem, mask: np.ndarray, rng: np.random.Generator, config: ProbSamConfig
+                    ) -> ModelPrompts:
+    """The prompt of one training step for the drawn rater's `mask`.
+
+    The box of the prompt source (the rater's own mask, or the consensus); with probability point_prob and a
+    non-empty source, 1-3 positive points inside it instead.
+    """
+    source = mask if config.box_source == "rater" else item.gt
+    if config.point_prob > 0 and source.any() and rng.random() < config.point_prob:
+        ys, xs = np.nonzero(source)
+        k = int(rng.integers(1, min(config.max_points, ys.size) + 1))
+        chosen = rng.choice(ys.size, size=k, replace=False)
+        return ModelPrompts(points=[(float(ys[j]), float(xs[j]), True) for j in chosen])
+    return ModelPrompts(box=box_of_mask(source))
+
+
+def _fit(request: TrainRequest, config: ProbSamConfig, device: torch.device, backbone: Backbone,
+         train_items: list[LidcItem], train_emb: list[torch.Tensor], val_items: list[LidcItem],
+         val_emb: list[torch.Tensor], log: Callable[[str], None]) -> dict:
+    torch.manual_seed(request.seed)
+    rng = np.random.default_rng(request.seed)
+    noise = torch.Generator(device="cpu").manual_seed(request.seed + 1)
+    reference = backbone_reference(backbone)
+    model = ProbSam(backbone, config.latent_dim).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    engine = ProbSamEngine(model=model, name="validation", device=device)
+    history: list[dict] = []
+    best: dict = {"ged": math.inf}
+    steps_total = config.epochs * len(train_items)
+    step = 0
+    fit_started = time.perf_counter()
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        sums = np.zeros(3)
+        for index in rng.permutation(len(train_items)):
+            item = train_items[index]
+            mask = item.raters[rng.integers(item.raters.shape[0])]
+            prompt = training_prompt(item, mask, rng, config)
+            loss, recon, kl = _step(model, optimizer, item, train_emb[index], mask, prompt, noise, config, device)
+            sums += (loss, recon, kl)
+            step += 1
+            if step % 100 == 0 or step == steps_total:
+                elapsed = time.perf_counter() - fit_started
+                done = step / steps_total
+                log(f"  epoch {epoch} step {step}/{steps_total}: loss {sums[0] / max(1, step - (epoch - 1) * len(train_items)):.4f} "
+                    f"({elapsed / 60:.1f} min, eta {elapsed * (1 - done) / max(done, 1e-9) / 60:.1f} min)")
+        n = len(train_items)
+        record = {"epoch": epoch, "loss": round(sums[0] / n, 4), "recon": round(sums[1] / n, 4),
+                  "kl": round(sums[2] / n, 4), "minutes": round((time.perf_counter() - fit_started) / 60, 1)}
+        if epoch % config.val_every == 0 or epoch == config.epochs:
+            # Validate the weights as they will be shipped (backbone + float16 deltas), then train on exactly.
+            exact = _copy_state(model)
+            tensors = checkpoint_tensors(model, reference, half=True)
+            _load_rounded(model, reference, tensors)
+            ged, _ = validate(engine, val_items, val_emb, config.val_samples)
+            model.load_state_dict(exact)
+            model.train()
+            record["val_ged"] = round(ged, 4)
+            if ged < best["ged"]:
+                best = {"ged": ged, "epoch": epoch, "tensors": tensors, "exact": exact}
+        history.append(record)
+        log(f"epoch {epoch}: " + ", ".join(f"{k} {v}" for k, v in record.items() if k != "epoch"))
+    if "tensors" not in best:
+        raise ModelError("validation GED was never finite; no epoch to keep")
+
+    # What storing the deltas in float16 changes, on the first validation crops: exact vs rounded weights.
+    subset = slice(0, min(16, len(val_items)))
+    model.load_state_dict(best["exact"])
+    ged_exact, probs_exact = validate(engine, val_items[subset], val_emb[subset], config.val_samples)
+    _load_rounded(model, reference, best["tensors"])
+    ged_half, probs_half = validate(engine, val_items[subset], val_emb[subset], config.val_samples)
+    max_diff = float(np.max(np.abs(probs_half - probs_exact)))
+    log(f"best epoch {best['epoch']}: validation GED {best['ged']:.4f}; float16 deltas on {len(probs_half)} crops: "
+        f"GED {ged_exact:.4f} exact vs {ged_half:.4f} rounded, max |p difference| {max_diff:.1e}")
+    return {"tensors": best["tensors"], "best_epoch": best["epoch"], "val_ged": best["ged"],
+            "fp16_check": {"crops": len(probs_half), "ged_exact": round(ged_exact, 5), "ged_fp16": round(ged_half, 5),
+                           "max_abs_prob_diff": float(f"{max_diff:.2e}")},
+            "history": history}
+
+
+def _copy_state(model: ProbSam) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _load_rounded(model: ProbSam, reference: dict[str, torch.Tensor], tensors: dict[str, torch.Tensor]) -> None:
+    """Set the model to what a checkpoint with these tensors loads to: pretrained + float16 delta, new nets."""
+    with torch.no_grad():
+        state = model.state_dict()
+        for name, value in tensors.items():
+            if name.startswith(DELTA):
+                key = name[len(DELTA):]
+                state[key].copy_(reference[key].to(state[key].device) + value.float().to(state[key].device))
+            else:
+                state[name[len(NEW):]].copy_(value)
+
+
+def _step(model: ProbSam, optimizer: torch.optim.Optimizer, item: LidcItem, embedding: torch.Tensor,
+          mask: np.ndarray, prompt: ModelPrompts, noise: torch.Generator, config: ProbSamConfig,
+          device: torch.device) -> tuple[float, float, float]:
+    shape = item.scan.shape
+    image = minmax01(torch.from_numpy(item.scan).to(device)[None, None])
+    target = torch.from_numpy(mask).to(device, torch.float32)[None, None]
+    mu_p, ls_p = model.prior(image)
+    mu_q, ls_q = model.posterior(torch.cat([image, target], dim=1))
+    eps = torch.randn(1, config.latent_dim, generator=noise).to(device)
+    z = mu_q + torch.exp(ls_q) * eps
+    sparse, dense = model.embed_prompts([prompt], shape)
+    logits = model.decode(embedding.to(device, torch.float32)[None], sparse, dense, z, shape)
+    kl = kl_diag_gaussians(mu_q, ls_q, mu_p, ls_p)
+    loss, recon = training_loss(logits, target, kl, config.beta)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.item(), recon.item(), kl.mean().item()
+
+
+def validate(engine: ProbSamEngine, items: list[LidcItem], embeddings: list[torch.Tensor], n: int
+             ) -> tuple[float, np.ndarray]:
+    """Mean GED of n prior samples (box of the consensus mask, seed = item index) against the raters."""
+    ged = _ged_function()
+    geds = []
+    all_probs = []
+    for i, (item, emb) in enumerate(zip(items, embeddings)):
+        state = engine.state_from_embedding(item.scan, emb)
+        probs = engine.sample(state, ModelPrompts(box=box_of_mask(item.gt)), n, seed=i)
+        geds.append(ged(probs > 0.5, item.raters))
+        all_probs.append(probs)
+    return float(np.mean(geds)), np.stack(all_probs)
+
+
+def _ged_function() -> Callable[[np.ndarray, np.ndarray], float]:
+    """The project's metrics module when present, else the inline definition below (same formula)."""
+    try:
+        from ..uncertainty.metrics import ged
+    except ImportError:
+        return inline_ged
+    return ged
+
+
+def inline_ged(samples: np.ndarray, annotations: np.ndarray) -> float:
+    """GED = 2 E[d(s, y)] - E[d(s, s')] - E[d(y, y')], d = 1 - IoU, IoU(empty, empty) = 1, self-pairs included."""
+
+    def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        a = a.reshape(len(a), -1).astype(np.float64)
+        b = b.reshape(len(b), -1).astype(np.float64)
+        inter = a @ b.T
+        union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter
+        iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+        return 1.0 - iou
+
+    s, y = np.asarray(samples, bool), np.asarray(annotations, bool)
+    return float(2 * distances(s, y).mean() - distances(s, s).mean() - distances(y, y).mean())

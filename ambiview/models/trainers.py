@@ -1,0 +1,39 @@
+"""The trainers `ambiview-cli train NAME` can run: NAME -> "module:function(request: TrainRequest) -> dict".
+
+A trainer reads a lidc-crops64-like data folder, writes one safetensors checkpoint to `request.out` atomically and
+returns a JSON-ready summary.  It raises ModelError for problems the user can fix.  Other model families add entries.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+TRAINERS: dict[str, str] = {
+    "probsam": "ambiview.models.train_probsam:train",
+    "ssb": "ambiview.models.train_ssb:train",
+    "probunet": "ambiview.models.train_probunet:train_request",
+}
+
+
+@dataclass
+class TrainRequest:
+    """What the train command passes to a trainer; None means the trainer's own default."""
+
+    data: Path
+    out: Path
+    epochs: int | None = None
+    seed: int = 0
+    device: str | None = None
+    backbone: str | None = None
+    limit: int | None = None
+    command: str = ""
+    options: dict[str, str] = field(default_factory=dict)  # trainer-specific KEY=VALUE settings
+    log: Callable[[str], None] = print
+
+
+def get_trainer(name: str) -> Callable[[TrainRequest], dict]:
+    """The trainer function registered under `name` (KeyError when unknown)."""
+    from .registry import resolve
+
+    return resolve(TRAINERS[name])

@@ -1,0 +1,354 @@
+"""Probabilistic SAM: prompt geometry, loss parts, embedding cache, registry, training smoke run, shipped checkpoint."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from safetensors import safe_open
+
+from ambiview.cli import main as cli_main
+from ambiview.models.base import EngineInfo, ModelError, ModelPrompts, select_device
+from ambiview.models.embedding_cache import EmbeddingCache, fingerprint
+from ambiview.models.lidc import read_item
+from ambiview.models.probsam import (
+    ProbSamEngine,
+    box_of_mask,
+    box_to_model,
+    kl_diag_gaussians,
+    point_to_model,
+    training_loss,
+)
+from ambiview.models.registry import list_engines, load_engine
+from ambiview.models.sam_backbone import load_backbone
+from ambiview.models.train_probsam import inline_ged
+from ambiview.paths import PROJECT_ROOT
+
+SHIPPED = PROJECT_ROOT / "models" / "probsam-litemedsam.safetensors"
+
+
+# --- geometry and loss pieces ------------------------------------------------------------------------------------
+
+
+def test_box_maps_onto_the_upsampled_pixels_it_covers():
+    # crop pixels 10..20 cover input pixels 40..83 at 4x (nearest-neighbour upscaling of the mask)
+    assert box_to_model((10, 12, 20, 30), 4.0, 4.0) == (48.0, 40.0, 123.0, 83.0)
+    assert box_to_model((0, 0, 63, 63), 4.0, 4.0) == (0.0, 0.0, 255.0, 255.0)
+    assert point_to_model(0, 0, 4.0, 4.0) == (1.5, 1.5)  # centre of crop pixel 0 = centre of input pixels 0..3
+    assert point_to_model(10, 20, 16.0, 16.0) == (327.5, 167.5)  # (x, y) for SAM
+
+
+def test_box_of_mask_and_the_central_fallback():
+    mask = np.zeros((64, 64), bool)
+    assert box_of_mask(mask) == (16, 16, 48, 48)
+    mask[5:9, 30:41] = True
+    mask[12, 2] = True
+    assert box_of_mask(mask) == (5, 2, 12, 40)
+
+
+def test_kl_of_diagonal_gaussians():
+    mu = torch.tensor([[0.5, -1.0]])
+    ls = torch.tensor([[0.2, -0.3]])
+    assert float(kl_diag_gaussians(mu, ls, mu, ls)) == pytest.approx(0.0, abs=1e-7)
+    # KL(N(1, 1) || N(0, 1)) = 0.5 per dimension; KL(N(0, e^2) || N(0, 1)) = (e^2 - 1)/2 - 1
+    got = kl_diag_gaussians(torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 1.0]]), torch.zeros(1, 2), torch.zeros(1, 2))
+    assert float(got) == pytest.approx(0.5 + (np.e ** 2 - 1) / 2 - 1, rel=1e-6)
+
+
+def test_training_loss_is_bce_plus_soft_dice_plus_beta_kl():
+    logits = torch.zeros(1, 1, 2, 2)  # p = 0.5 everywhere
+    target = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
+    total, recon = training_loss(logits, target, torch.tensor([0.1]), beta=10.0)
+    dice = 1 - (2 * 0.5 + 1) / (2.0 + 1.0 + 1)
+    assert float(recon) == pytest.approx(np.log(2) + dice, rel=1e-6)
+    assert float(total) == pytest.approx(float(recon) + 1.0, rel=1e-6)
+
+
+def test_inline_ged_by_hand():
+    a = np.zeros((1, 2, 2), bool)
+    a[0, 0, 0] = True
+    b = np.zeros((1, 2, 2), bool)
+    b[0, 0, :] = True
+    assert inline_ged(a, a) == 0.0
+    assert inline_ged(np.zeros((2, 2, 2), bool), np.zeros((1, 2, 2), bool)) == 0.0  # IoU(empty, empty) = 1
+    assert inline_ged(a, b) == pytest.approx(2 * 0.5)  # d(a, b) = 1 - 1/2
+    # two samples {a, b} against {a}: cross mean (0 + .5)/2, samples (0+.5+.5+0)/4, annotations 0
+    assert inline_ged(np.concatenate([a, b]), a) == pytest.approx(2 * 0.25 - 0.25)
+
+
+def test_inline_ged_agrees_with_the_metrics_module():
+    metrics = pytest.importorskip("ambiview.uncertainty.metrics")
+    rng = np.random.default_rng(0)
+    samples = rng.random((16, 8, 8)) > 0.6
+    samples[3] = False  # an empty sample
+    raters = rng.random((3, 8, 8)) > 0.5
+    assert inline_ged(samples, raters) == pytest.approx(metrics.ged(samples, raters), abs=1e-12)
+
+
+def test_training_prompt_sources():
+    from ambiview.models.lidc import LidcItem
+    from ambiview.models.probsam import ProbSamConfig
+    from ambiview.models.train_probsam import training_prompt
+
+    gt = np.zeros((64, 64), bool)
+    gt[20:30, 22:35] = True
+    rater = np.zeros((64, 64), bool)
+    rater[18:33, 20:31] = True
+    empty = np.zeros((64, 64), bool)
+    item = LidcItem("pid_0001_nod_0_slice_0", np.zeros((64, 64), np.float32), np.stack([rater, empty]), gt, "0001", 0, 0)
+    rng = np.random.default_rng(0)
+    paper = ProbSamConfig(box_source="rater", point_prob=0.0)
+    assert training_prompt(item, rater, rng, paper).box == (18, 20, 32, 30)
+    assert training_prompt(item, empty, rng, paper).box == (16, 16, 48, 48)  # the authors' central box
+    ours = ProbSamConfig(box_source="consensus", point_prob=0.0)
+    assert training_prompt(item, rater, rng, ours).box == (20, 22, 29, 34)
+    assert training_prompt(item, empty, rng, ours).box == (20, 22, 29, 34)  # same prompt for every rater
+    points_only = ProbSamConfig(box_source="rater", point_prob=1.0)
+    for _ in range(20):
+        prompt = training_prompt(item, rater, rng, points_only)
+        assert prompt.box is None and 1 <= len(prompt.points) <= 3
+        assert all(rater[int(y), int(x)] and positive for y, x, positive in prompt.points)
+
+
+# --- small infrastructure ----------------------------------------------------------------------------------------
+
+
+def test_embedding_cache_round_trip_and_keys(tmp_path):
+    cache = EmbeddingCache(tmp_path)
+    image = np.arange(16, dtype=np.float32).reshape(4, 4)
+    key = cache.key(image, "a" * 64)
+    assert cache.get(key) is None
+    stored = cache.put(key, np.full((2, 3, 3), 0.1234567, np.float32))
+    assert stored.dtype == np.float16
+    assert np.array_equal(cache.get(key), stored)
+    assert not list(tmp_path.rglob(".tmp-*"))  # written atomically, nothing left over
+    changed = image.copy()
+    changed[0, 0] += 1
+    assert cache.key(changed, "a" * 64) != key  # other data
+    assert cache.key(image, "b" * 64) != key  # other backbone weights
+    assert fingerprint(image) != fingerprint(image.astype(np.float64))
+    cache.path(key).write_bytes(b"damaged")
+    assert cache.get(key) is None  # a damaged file is a miss, not a crash
+    assert cache.clear() == 1
+
+
+def test_select_device(monkeypatch):
+    assert select_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert select_device(None) == torch.device("cpu")
+    assert select_device("auto") == torch.device("cpu")
+    with pytest.raises(ModelError, match="CUDA is not available"):
+        select_device("cuda")
+    with pytest.raises(ModelError, match="unknown device|unsupported device"):
+        select_device("tpu7")
+
+
+def test_backbone_specs_are_checked(tmp_path):
+    with pytest.raises(ModelError, match="unknown backbone"):
+        load_backbone("resnet50")
+    with pytest.raises(ModelError, match="needs its checkpoint file"):
+        load_backbone("sam_vit_b")
+    with pytest.raises(ModelError, match="not found"):
+        load_backbone(f"sam_vit_b:{tmp_path / 'missing.pth'}")
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(ModelError, match="cannot read as a PyTorch weights file"):
+        load_backbone(f"sam_vit_b:{bad}")
+
+
+# --- training smoke run on a tiny random backbone ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def smoke_checkpoint(lidc_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("train") / "smoke.safetensors"
+    code = cli_main(["train", "probsam", "--data", str(lidc_dir), "--out", str(out), "--epochs", "1", "--limit", "3",
+                     "--backbone", "tiny-random", "--seed", "3"])
+    assert code == 0
+    return out
+
+
+def test_smoke_training_writes_a_loadable_delta_checkpoint(smoke_checkpoint):
+    with safe_open(str(smoke_checkpoint), framework="pt") as handle:
+        meta = handle.metadata()
+        keys = list(handle.keys())
+    assert meta["engine"] == "probsam" and meta["backbone"] == "tiny-random"
+    assert meta["seed"] == "3" and meta["epochs"] == "1" and "--limit 3" in meta["command"]
+    assert len(meta["backbone_sha256"]) == 64 and float(meta["val_ged"]) >= 0
+    assert any(k.startswith("delta.mask_decoder.") for k in keys)
+    assert any(k.startswith("net.prior.") for k in keys) and any(k.startswith("net.z_proj.") for k in keys)
+    assert not any("image_encoder" in k for k in keys)  # the frozen encoder is never stored
+    engine = load_engine(str(smoke_checkpoint), device="cpu")
+    assert engine.name == "smoke" and engine.checkpoint == smoke_checkpoint and len(engine.digest) == 12
+    state = engine.prepare(np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32))
+    probs = engine.sample(state, ModelPrompts(box=(20, 20, 40, 40)), n=3, seed=0)
+    assert probs.shape == (3, 64, 64) and probs.dtype == np.float32
+
+
+def test_training_is_deterministic(smoke_checkpoint, lidc_dir, tmp_path):
+    again = tmp_path / "again.safetensors"
+    assert cli_main(["train", "probsam", "--data", str(lidc_dir), "--out", str(again), "--epochs", "1", "--limit",
+                     "3", "--backbone", "tiny-random", "--seed", "3"]) == 0
+    with safe_open(str(smoke_checkpoint), "pt") as a, safe_open(str(again), "pt") as b:
+        assert sorted(a.keys()) == sorted(b.keys())
+        for key in a.keys():
+            assert torch.equal(a.get_tensor(key), b.get_tensor(key)), key
+
+
+def test_train_command_reports_bad_input(lidc_dir, tmp_path, capsys):
+    assert cli_main(["train", "nosuchmodel", "--data", str(lidc_dir), "--out", str(tmp_path / "x.safetensors")]) == 2
+    assert "unknown model 'nosuchmodel'" in capsys.readouterr().err
+    assert cli_main(["train", "probsam", "--data", str(tmp_path / "nodata"), "--out",
+                     str(tmp_path / "x.safetensors")]) == 2
+    assert "nodata/train: no such folder" in capsys.readouterr().err
+    assert cli_main(["train", "probsam", "--data", str(lidc_dir), "--out", str(tmp_path / "x.safetensors"),
+                     "--option", "warp=9"]) == 2
+    assert "unknown option 'warp'" in capsys.readouterr().err
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_registry_lists_checkpoints_of_the_models_folder(smoke_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setenv("AMBIVIEW_MODELS_DIR", str(tmp_path))
+    (tmp_path / "smoke-probsam.safetensors").write_bytes(smoke_checkpoint.read_bytes())
+    (tmp_path / "junk.safetensors").write_bytes(b"not a checkpoint")
+    infos = list_engines()
+    assert [i.name for i in infos if i.checkpoint is not None] == ["smoke-probsam"]
+    info = infos[0]
+    assert isinstance(info, EngineInfo) and info.dims == 2 and len(info.digest) == 12
+    assert load_engine("smoke-probsam", "cpu").digest == info.digest
+    with pytest.raises(ModelError, match="unknown model 'nope'"):
+        load_engine("nope")
+
+
+def test_out_of_memory_on_the_gpu_falls_back_to_the_cpu(smoke_checkpoint, monkeypatch, caplog):
+    engine = load_engine(str(smoke_checkpoint), device="cpu")
+    state = engine.prepare(np.random.default_rng(1).standard_normal((64, 64)).astype(np.float32))
+    expected = engine.sample(state, ModelPrompts(box=(10, 10, 50, 50)), n=2, seed=5)
+    engine.device = torch.device("cuda")  # pretend the engine runs on a GPU whose memory is exhausted
+    real_sample = engine._sample
+    calls = {"n": 0}
+
+    def sample_once_out_of_memory(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_sample(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_sample", sample_once_out_of_memory)
+    with caplog.at_level(logging.WARNING):
+        got = engine.sample(state, ModelPrompts(box=(10, 10, 50, 50)), n=2, seed=5)
+    assert engine.device == torch.device("cpu")
+    assert "continuing on the CPU" in caplog.text
+    assert np.array_equal(got, expected)
+
+
+# --- the official SAM ViT-B as backbone (random weights saved to a file) ------------------------------------------
+
+
+@pytest.mark.slow
+def test_official_sam_vit_b_loads_from_a_weights_file(tmp_path):
+    from segment_anything import build_sam_vit_b
+
+    from ambiview.models.probsam import ProbSam
+
+    with torch.device("meta"):  # the architecture only; random weights are drawn below (faster than its init)
+        shapes = {k: v.shape for k, v in build_sam_vit_b(checkpoint=None).state_dict().items()}
+    gen = torch.Generator().manual_seed(0)
+    state = {k: torch.randn(shape, generator=gen) * 0.02 for k, shape in shapes.items()}
+    path = tmp_path / "sam_vit_b_random.pth"
+    torch.save(state, path)
+    expected = state["mask_decoder.output_upscaling.0.weight"].clone()
+    del state
+    backbone = load_backbone(f"sam_vit_b:{path}")
+    assert backbone.name == "sam_vit_b" and backbone.input_size == 1024 and backbone.embed_dim == 256
+    assert torch.equal(backbone.mask_decoder.output_upscaling[0].weight, expected)
+    # the 1024-px input pipeline: min-max [0, 1], 3 channels, no pixel mean/std
+    x = backbone.preprocess(torch.linspace(-3, 5, 64 * 64).reshape(64, 64))
+    assert x.shape == (1, 3, 1024, 1024) and float(x.min()) == 0.0 and float(x.max()) == pytest.approx(1.0)
+    # the decoder side runs on a (synthetic) 64x64 embedding; box coordinates scale by 1024/64
+    engine = ProbSamEngine(model=ProbSam(backbone), device=torch.device("cpu"))
+    state = engine.state_from_embedding(np.zeros((64, 64), np.float32), torch.zeros(256, 64, 64))
+    probs = engine.sample(state, ModelPrompts(box=(20, 20, 40, 40)), n=2, seed=0)
+    assert probs.shape == (2, 64, 64) and np.all((probs >= 0) & (probs <= 1))
+    with pytest.raises(ModelError, match="do not fit the LiteMedSAM architecture"):
+        load_backbone(f"litemedsam:{path}")
+
+
+# --- the shipped checkpoint -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    if not SHIPPED.is_file():
+        pytest.fail(f"{SHIPPED} is missing: the trained checkpoint must ship with the code")
+    return load_engine("probsam-litemedsam", device="cpu")
+
+
+@pytest.fixture(scope="module")
+def nodule(lidc_dir, shipped):
+    item = read_item(lidc_dir / "validate", "pid_0490_nod_0_slice_17")
+    return item, shipped.prepare(item.scan)
+
+
+def test_shipped_checkpoint_is_small_and_listed(shipped):
+    assert SHIPPED.stat().st_size < 20e6
+    names = {info.name: info for info in list_engines()}
+    assert names["probsam-litemedsam"].checkpoint == SHIPPED
+    assert names["probsam-litemedsam"].digest == shipped.digest
+    assert shipped.accepts == frozenset({"box", "point"}) and shipped.dims == 2 and shipped.crop_size == 64
+    meta = shipped.metadata
+    assert meta["backbone"] == "litemedsam" and meta["backbone_sha256"].startswith("79d8c9dc")
+    assert "Armato" in meta["data"] and meta["command"].startswith("ambiview-cli train probsam")
+
+
+@pytest.fixture(scope="module")
+def box_samples(shipped, nodule):
+    item, state = nodule
+    streamed = []
+    probs = shipped.sample(state, ModelPrompts(box=box_of_mask(item.gt)), n=16, seed=0,
+                           on_sample=lambda done, batch: streamed.append((done, batch.shape[0])))
+    return probs, streamed
+
+
+def test_shipped_model_draws_seeded_plausible_hypotheses(shipped, nodule, box_samples):
+    item, state = nodule
+    box = box_of_mask(item.gt)
+    probs, streamed = box_samples
+    assert probs.shape == (16, 64, 64) and probs.dtype == np.float32
+    assert probs.min() >= 0.0 and probs.max() <= 1.0
+    assert streamed[0] == (1, 1) and streamed[-1][0] == 16  # the first hypothesis comes alone
+    # same seed, same hypotheses (hypothesis i does not depend on how many are drawn); another seed, others
+    assert np.array_equal(shipped.sample(state, ModelPrompts(box=box), n=5, seed=0), probs[:5])
+    assert not np.array_equal(shipped.sample(state, ModelPrompts(box=box), n=5, seed=1), probs[:5])
+    masks = probs > 0.5
+    assert len({m.tobytes() for m in masks}) > 1  # not all hypotheses identical
+    # masks lie inside/around the box and agree with the raters' consensus
+    y0, x0, y1, x1 = box
+    around = np.zeros((64, 64), bool)
+    around[max(0, y0 - 3):y1 + 4, max(0, x0 - 3):x1 + 4] = True
+    assert masks[:, around].sum() >= 0.95 * masks.sum()
+    dice = [2 * (m & item.gt).sum() / (m.sum() + item.gt.sum()) for m in masks]
+    assert np.mean(dice) > 0.7
+
+
+def test_shipped_model_takes_points_and_can_be_cancelled(shipped, nodule, box_samples):
+    item, state = nodule
+    ys, xs = np.nonzero(item.gt)
+    centre = (float(np.median(ys)), float(np.median(xs)), True)
+    probs = shipped.sample(state, ModelPrompts(points=[centre]), n=4, seed=0)
+    assert probs.shape == (4, 64, 64)
+    hit = (probs > 0.5).mean(axis=0)
+    assert hit[int(centre[0]), int(centre[1])] > 0.5  # the clicked nodule is segmented
+    asked = {"n": 0}
+
+    def cancel_after_first():
+        asked["n"] += 1
+        return asked["n"] > 1
+
+    partial = shipped.sample(state, ModelPrompts(box=box_of_mask(item.gt)), n=16, seed=0, cancel=cancel_after_first)
+    assert partial.shape == (1, 64, 64) and np.array_equal(partial[0], box_samples[0][0])
+    with pytest.raises(ModelError, match="needs a box or at least one point"):
+        shipped.sample(state, ModelPrompts(), n=2, seed=0)
+    with pytest.raises(ModelError, match="inverted"):
+        shipped.sample(state, ModelPrompts(box=(30, 30, 10, 40)), n=2, seed=0)
