@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..paths import data_dir
+from .files import write_atomically
 from .kept import KeptItem
 from .prompts import Prompt
 from .result import SegmentationResult
@@ -34,19 +34,6 @@ def sessions_dir() -> Path:
 
 def folder_for(series_uid: str) -> Path:
     return sessions_dir() / hashlib.sha1(series_uid.encode()).hexdigest()[:16]
-
-
-def _atomic_bytes(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -74,7 +61,7 @@ def save(session, source: str = "", description: str = "") -> Path | None:
     if session.kept:
         kept_file = "kept.npz"
         arrays = {f"mask{i}": item.mask for i, item in enumerate(session.kept)}
-        _atomic_bytes(folder / kept_file, lambda fh: np.savez_compressed(fh, **arrays))
+        write_atomically(folder / kept_file, lambda fh: np.savez_compressed(fh, **arrays))
     result_file = None
     if session.result is not None:
         result_file = "result.npz"
@@ -86,7 +73,7 @@ def save(session, source: str = "", description: str = "") -> Path | None:
         "prompts": [p.to_dict() for p in session.prompts], "view": session.view_state(),
         "kept": [item.meta() for item in session.kept], "kept_file": kept_file, "result_file": result_file,
     }
-    _atomic_bytes(folder / "session.json", lambda fh: fh.write(json.dumps(doc, indent=1).encode()))
+    write_atomically(folder / "session.json", lambda fh: fh.write(json.dumps(doc, indent=1).encode()))
     return folder
 
 

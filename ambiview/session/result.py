@@ -7,8 +7,6 @@ the seed and the prompts.  `ambiview-cli segment` writes it; `export`, `summary`
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,6 +15,7 @@ import numpy as np
 
 from ..imaging.geometry import Geometry
 from ..imaging.roi import Roi
+from .files import write_atomically
 
 FORMAT_VERSION = 1
 
@@ -68,8 +67,6 @@ class SegmentationResult:
     # --- files ------------------------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write atomically (a temporary file beside the target, then rename)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         meta = {
             "format_version": FORMAT_VERSION, "roi": self.roi.to_dict(), "volume_shape": list(self.volume_shape),
             "series_uid": self.series_uid, "study_uid": self.study_uid,
@@ -80,19 +77,9 @@ class SegmentationResult:
                              "col_cosine": self.roi_geometry.col_cosine.tolist(),
                              "pixel_spacing": list(self.roi_geometry.pixel_spacing)},
         }
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, probs=self.probs.astype(np.float16),
-                                    roi_slice_origins=self.roi_geometry.slice_origins,
-                                    meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8))
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_atomically(path, lambda fh: np.savez_compressed(
+            fh, probs=self.probs.astype(np.float16), roi_slice_origins=self.roi_geometry.slice_origins,
+            meta=np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)))
 
     @classmethod
     def load(cls, path: str | Path) -> "SegmentationResult":
