@@ -74,6 +74,26 @@ def test_posterior_step_reproduces_the_marginal_in_distribution():
         schedule.posterior(0.5, 0.5)
 
 
+@pytest.mark.parametrize("eta", [1.0, 0.5, 0.0])
+def test_sampler_step_keeps_the_marginal_for_every_eta(eta):
+    schedule = BridgeSchedule(beta_end=0.01, beta_mid=3.0)
+    rng = np.random.default_rng(1)
+    x0, x1 = np.array([1.0, -1.0]), np.array([-0.4, 0.8])
+    t_late, t_early = 0.8, 0.35
+    c0, c1, var = schedule.marginal(t_late)
+    x_late = c0 * x0 + c1 * x1 + np.sqrt(var) * rng.standard_normal((400_000, 2))
+    a, b, carry, std = schedule.step(t_early, t_late, eta)
+    x_early = a * x0 + b * x1 + carry * (x_late - c0 * x0 - c1 * x1) + std * rng.standard_normal(x_late.shape)
+    m0, m1, mvar = schedule.marginal(t_early)
+    np.testing.assert_allclose(x_early.mean(axis=0), m0 * x0 + m1 * x1, atol=3e-3)
+    np.testing.assert_allclose(x_early.var(axis=0), mvar, rtol=1e-2)
+    if eta == 1.0:  # exactly I²SB's posterior q(x_s | x0, x_t)
+        p0, pt, pvar = schedule.posterior(t_early, t_late)
+        np.testing.assert_allclose(a * x0 + b * x1 + carry * (x_late[:5] - c0 * x0 - c1 * x1), p0 * x0 + pt * x_late[:5])
+        assert std ** 2 == pytest.approx(pvar)
+    assert schedule.step(0.9, 1.0, eta)[2:] == (0.0, pytest.approx(np.sqrt(schedule.marginal(0.9)[2])))
+
+
 def test_sampling_times_respect_the_step_count():
     schedule = BridgeSchedule(n_train=1000)
     times = schedule.sampling_times(50)

@@ -65,6 +65,7 @@ class SsbConfig:
     steps: int = DEFAULT_STEPS     # default number of sampling steps
     guidance: float = 0.0          # default classifier-free guidance scale w
     start_noise: float = 0.0       # std of the Gaussian noise added to x1 at the start of sampling
+    eta: float = 1.0               # share of the posterior's noise drawn fresh at each step (1: I²SB's posterior)
 
     def to_json(self) -> str:
         data = asdict(self)
@@ -128,8 +129,8 @@ def _draw(gens: list[torch.Generator], shape: tuple[int, ...]) -> torch.Tensor:
 
 @torch.inference_mode()
 def bridge_sample(model: SsbModel, scan: torch.Tensor, gens: list[torch.Generator], steps: int, guidance: float,
-                  start_noise: float = 0.0, on_progress: OnProgress | None = None, cancel: Cancel | None = None
-                  ) -> torch.Tensor | None:
+                  start_noise: float = 0.0, on_progress: OnProgress | None = None, cancel: Cancel | None = None,
+                  eta: float = 1.0) -> torch.Tensor | None:
     """Probabilities (k, H, W) of k = len(gens) hypotheses for one standardised crop `scan` (1, 1, H, W).
 
     Runs `steps` bridge steps from the image to the mask, all hypotheses batched.  Returns None when `cancel()`
@@ -142,7 +143,8 @@ def bridge_sample(model: SsbModel, scan: torch.Tensor, gens: list[torch.Generato
     cfg = model.config.unet
     memory = torch.channels_last if device.type == "cpu" else torch.contiguous_format
     scan_k = scan.expand(k, -1, -1, -1).contiguous(memory_format=memory)
-    x = model.image_end(scan_k)
+    x1 = model.image_end(scan_k)
+    x = x1
     if start_noise > 0:
         x = x + start_noise * _draw(gens, (1, h, w)).to(device)
     x = x.contiguous(memory_format=memory)
@@ -158,10 +160,11 @@ def bridge_sample(model: SsbModel, scan: torch.Tensor, gens: list[torch.Generato
         if s == 0.0:
             probs = torch.sigmoid(logits[:, 0])
         else:
-            c0, ct, var = (float(v) for v in sched.posterior(s, t))
             x0_hat = torch.tanh(0.5 * logits)  # 2 p - 1: the predicted mask on the [-1, 1] scale
+            a, b, carry, std = sched.step(s, t, eta)
+            a_t, b_t, _ = sched.marginal(t)
             noise = _draw(gens, (1, h, w)).to(device)
-            x = c0 * x0_hat + ct * x + var ** 0.5 * noise
+            x = a * x0_hat + b * x1 + carry * (x - float(a_t) * x0_hat - float(b_t) * x1) + std * noise
         if on_progress is not None:
             on_progress(i + 1, steps)
     return probs
@@ -275,6 +278,7 @@ class SsbEngine(Engine):
         self.steps = model.config.steps
         self.guidance = model.config.guidance
         self.start_noise = model.config.start_noise
+        self.eta = model.config.eta
         self.batch_size = batch_size  # hypotheses per batch; 0: all at once (fastest on CPU and GPU)
         self._move(device or torch.device("cpu"))
 
@@ -311,29 +315,32 @@ class SsbEngine(Engine):
     def sample(self, state: SsbState, prompts: ModelPrompts | None, n: int, seed: int,
                on_sample: OnSample | None = None, cancel: Cancel | None = None,
                on_progress: OnProgress | None = None, steps: int | None = None,
-               guidance: float | None = None) -> np.ndarray:
+               guidance: float | None = None, eta: float | None = None) -> np.ndarray:
         """n hypotheses (n, H, W) float32 probabilities; the prompts are ignored (see the class docstring).
 
         Same seed, same hypotheses.  A cancelled call returns the hypotheses of the batches already finished."""
         steps = int(self.steps if steps is None else steps)
         guidance = float(self.guidance if guidance is None else guidance)
+        eta = float(self.eta if eta is None else eta)
         if n < 1:
             raise ModelError(f"number of hypotheses must be at least 1, got {n}")
         if not 1 <= steps <= self.max_steps:
             raise ModelError(f"SSB: steps must be between 1 and {self.max_steps} (the full schedule), got {steps}")
         if not np.isfinite(guidance) or guidance < 0:
             raise ModelError(f"SSB: guidance scale must be a finite number >= 0, got {guidance}")
+        if not 0.0 <= eta <= 1.0:
+            raise ModelError(f"SSB: eta must be between 0 and 1, got {eta}")
         try:
-            return self._sample(state, n, seed, steps, guidance, on_sample, cancel, on_progress)
+            return self._sample(state, n, seed, steps, guidance, eta, on_sample, cancel, on_progress)
         except Exception as exc:
             if self.device.type != "cuda" or not is_out_of_memory(exc):
                 raise
             log.warning("%s: GPU out of memory (%s); continuing on the CPU", self.name, str(exc).splitlines()[0])
             torch.cuda.empty_cache()
             self._move(torch.device("cpu"))
-            return self._sample(state, n, seed, steps, guidance, on_sample, cancel, on_progress)
+            return self._sample(state, n, seed, steps, guidance, eta, on_sample, cancel, on_progress)
 
-    def _sample(self, state: SsbState, n: int, seed: int, steps: int, guidance: float,
+    def _sample(self, state: SsbState, n: int, seed: int, steps: int, guidance: float, eta: float,
                 on_sample: OnSample | None, cancel: Cancel | None, on_progress: OnProgress | None) -> np.ndarray:
         scan = state.scan.to(self.device)
         batch = self.batch_size or n
@@ -348,7 +355,7 @@ class SsbEngine(Engine):
 
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
                 probs = bridge_sample(self.model, scan, hypothesis_generators(seed, first, count), steps, guidance,
-                                      self.start_noise, progress, cancel)
+                                      self.start_noise, progress, cancel, eta)
             if probs is None:
                 break
             out[first:first + count] = probs.float().cpu().numpy()

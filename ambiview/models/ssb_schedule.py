@@ -91,6 +91,24 @@ class BridgeSchedule:
         gap = t2 - s2
         return gap / t2, s2 / t2, s2 * gap / t2
 
+    def step(self, s, t, eta: float = 1.0) -> tuple[float, float, float, float]:
+        """(a, b, k, std) of the sampler step x_s = a x0 + b x1 + k (x_t - mu_t(x0, x1)) + std z, 0 <= s < t <= 1.
+
+        eta = 1 is exactly the posterior q(x_s | x0, x_t) above.  eta < 1 keeps only eta² of its variance as fresh
+        noise and carries the rest over from the noise already in x_t (the DDIM construction for bridges, as in
+        Zheng et al., "Diffusion Bridge Implicit Models", ICLR 2025), so that x_s still has the bridge marginal
+        q(x_s | x0, x1) for every eta; eta = 0 is deterministic given x0.  At t = 1 (no noise in x_t) the whole
+        marginal variance of x_s is fresh noise."""
+        if not 0.0 <= eta <= 1.0:
+            raise ValueError(f"eta must be in [0, 1], got {eta}")
+        a_s, b_s, var_s = (float(v) for v in self.marginal(s))
+        var_t = float(self.marginal(t)[2])
+        post_var = float(self.posterior(s, t)[2])
+        if var_t <= 0.0:
+            return a_s, b_s, 0.0, var_s ** 0.5
+        fresh = eta * eta * post_var
+        return a_s, b_s, (max(var_s - fresh, 0.0) / var_t) ** 0.5, fresh ** 0.5
+
     # --- discretisation ---------------------------------------------------------------------------------------------
     def sampling_times(self, steps: int) -> np.ndarray:
         """steps + 1 grid times from 1 down to 0 (evenly spaced grid indices; steps = n_train: every grid point)."""
