@@ -11,9 +11,12 @@ import os
 import sys
 from pathlib import Path
 
-from ...imaging.loader import nothing_loadable_message
-from ...imaging.scan import LoadError, ScanResult, SeriesInfo, scan_path
+from typing import TYPE_CHECKING
+
 from .. import CliError
+
+if TYPE_CHECKING:  # pydicom is imported only when a series is scanned: `train`/`eval` run without it
+    from ...imaging.scan import ScanResult, SeriesInfo
 
 
 def register(subparsers) -> None:
@@ -25,6 +28,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    from ...imaging.loader import nothing_loadable_message
+    from ...imaging.scan import LoadError, scan_path
+
     progress = _tty_progress if sys.stderr.isatty() else None
     try:
         scan = scan_path(args.path, progress=progress)
