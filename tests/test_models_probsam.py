@@ -22,7 +22,6 @@ from ambiview.models.probsam import (
 )
 from ambiview.models.registry import list_engines, load_engine
 from ambiview.models.sam_backbone import load_backbone
-from ambiview.models.train_probsam import inline_ged
 from ambiview.paths import PROJECT_ROOT
 
 SHIPPED = PROJECT_ROOT / "models" / "probsam-litemedsam.safetensors"
@@ -63,27 +62,6 @@ def test_training_loss_is_bce_plus_soft_dice_plus_beta_kl():
     dice = 1 - (2 * 0.5 + 1) / (2.0 + 1.0 + 1)
     assert float(recon) == pytest.approx(np.log(2) + dice, rel=1e-6)
     assert float(total) == pytest.approx(float(recon) + 1.0, rel=1e-6)
-
-
-def test_inline_ged_by_hand():
-    a = np.zeros((1, 2, 2), bool)
-    a[0, 0, 0] = True
-    b = np.zeros((1, 2, 2), bool)
-    b[0, 0, :] = True
-    assert inline_ged(a, a) == 0.0
-    assert inline_ged(np.zeros((2, 2, 2), bool), np.zeros((1, 2, 2), bool)) == 0.0  # IoU(empty, empty) = 1
-    assert inline_ged(a, b) == pytest.approx(2 * 0.5)  # d(a, b) = 1 - 1/2
-    # two samples {a, b} against {a}: cross mean (0 + .5)/2, samples (0+.5+.5+0)/4, annotations 0
-    assert inline_ged(np.concatenate([a, b]), a) == pytest.approx(2 * 0.25 - 0.25)
-
-
-def test_inline_ged_agrees_with_the_metrics_module():
-    metrics = pytest.importorskip("ambiview.uncertainty.metrics")
-    rng = np.random.default_rng(0)
-    samples = rng.random((16, 8, 8)) > 0.6
-    samples[3] = False  # an empty sample
-    raters = rng.random((3, 8, 8)) > 0.5
-    assert inline_ged(samples, raters) == pytest.approx(metrics.ged(samples, raters), abs=1e-12)
 
 
 def test_training_prompt_sources():

@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 
-from ambiview.imaging.geometry import Geometry
 from ambiview.imaging.roi import Roi
 from ambiview.imaging.volume import Volume
 from ambiview.paths import data_dir

@@ -7,8 +7,6 @@ they are ready.  Coordinates are crop pixels (row y, column x) of the crop hande
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +14,8 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+
+from ..atomic_io import write_bytes_atomic  # noqa: F401  (re-exported: the models' writer of checkpoints)
 
 OnSample = Callable[[int, np.ndarray], None]  # (hypotheses done so far, probabilities of this batch (k, H, W))
 Cancel = Callable[[], bool]
@@ -133,15 +133,22 @@ def short_digest(sha256_hex: str) -> str:
     return sha256_hex[:12]
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write a file atomically: a temporary file in the same folder, then os.replace."""
+def read_checkpoint(path: Path, fmt: str, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors checkpoint whose metadata `format` is `fmt` (no code is executed).
+
+    ModelError naming the file when it is missing, unreadable or of another format; `what` names the model family
+    in that message ("a Probabilistic U-Net checkpoint")."""
+    from safetensors import safe_open
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if not path.is_file():
+        raise ModelError(f"{path}: checkpoint not found")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with safe_open(str(path), framework="pt") as handle:
+            meta = dict(handle.metadata() or {})
+            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    except Exception as exc:  # safetensors raises its own error types for a damaged file
+        raise ModelError(f"{path}: not a readable safetensors checkpoint ({exc})") from exc
+    if meta.get("format") != fmt:
+        raise ModelError(f"{path}: not {what} (format {meta.get('format')!r})")
+    return tensors, meta

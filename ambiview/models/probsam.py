@@ -32,6 +32,7 @@ from .base import (
     OnSample,
     file_sha256,
     is_out_of_memory,
+    read_checkpoint,
     select_device,
     short_digest,
     write_bytes_atomic,
@@ -256,32 +257,14 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], metadata: dict
     write_bytes_atomic(Path(path), save(tensors, metadata={k: str(v) for k, v in metadata.items()}))
 
 
-def read_metadata(path: Path) -> dict[str, str]:
-    """The metadata of a safetensors checkpoint (tensors are not read)."""
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            return dict(handle.metadata() or {})
-    except Exception as exc:  # safetensors raises its own error types for a damaged header
-        raise ModelError(f"{path}: not a readable safetensors checkpoint ({exc})") from exc
-
-
 def load_model(path: Path, backbone_spec: str | None = None) -> tuple[ProbSam, dict[str, str]]:
     """Build the pretrained backbone named in the checkpoint (or `backbone_spec`), add the checkpoint; on the CPU."""
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: checkpoint not found")
-    meta = read_metadata(path)
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise ModelError(f"{path}: not a Probabilistic SAM checkpoint (format {meta.get('format')!r})")
+    tensors, meta = read_checkpoint(path, CHECKPOINT_FORMAT, "a Probabilistic SAM checkpoint")
     config = ProbSamConfig.from_json(meta.get("config", "{}"))
     spec = backbone_spec or _stored_backbone_spec(meta, path)
     backbone = load_backbone(spec, expected_sha256=meta.get("backbone_sha256"))
     model = ProbSam(backbone, config.latent_dim)
-    apply_checkpoint_tensors(model, load_file(str(path)), str(path))
+    apply_checkpoint_tensors(model, tensors, str(path))
     model.eval()
     return model, meta
 

@@ -20,7 +20,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Independent, Normal, kl_divergence
 
-from .base import Cancel, Engine, ModelError, ModelPrompts, OnSample, file_sha256, select_device, short_digest
+from .base import (
+    Cancel,
+    Engine,
+    ModelError,
+    ModelPrompts,
+    OnSample,
+    file_sha256,
+    read_checkpoint,
+    select_device,
+    short_digest,
+)
 
 CHECKPOINT_FORMAT = "ambiview.probunet/1"
 ENGINE_FAMILY = "probunet"  # the registry's FAMILIES key, stored as the checkpoint's "engine" metadata
@@ -193,19 +203,7 @@ class ProbUNet(nn.Module):
 
 def load_checkpoint(path: Path) -> tuple[ProbUNet, dict[str, str]]:
     """Model (float32, eval mode, CPU) and metadata from a safetensors checkpoint written by train_probunet."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: checkpoint not found")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = dict(handle.metadata() or {})
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-    except Exception as exc:  # safetensors raises its own error types for a damaged file
-        raise ModelError(f"{path}: not a readable safetensors checkpoint ({exc})") from exc
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise ModelError(f"{path}: not a Probabilistic U-Net checkpoint (format {meta.get('format')!r})")
+    tensors, meta = read_checkpoint(path, CHECKPOINT_FORMAT, "a Probabilistic U-Net checkpoint")
     try:
         config = ProbUNetConfig.from_dict(json.loads(meta.get("config", "{}")))
     except (ValueError, TypeError) as exc:

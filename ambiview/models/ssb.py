@@ -39,6 +39,7 @@ from .base import (
     OnSample,
     file_sha256,
     is_out_of_memory,
+    read_checkpoint,
     select_device,
     short_digest,
 )
@@ -173,27 +174,9 @@ def bridge_sample(model: SsbModel, scan: torch.Tensor, gens: list[torch.Generato
 # --------------------------------------------------------------------------------------------------- checkpoint
 
 
-def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and metadata of an SSB checkpoint; ModelError naming the file for anything else."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"{path}: checkpoint not found")
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            meta = dict(handle.metadata() or {})
-            tensors = {key: handle.get_tensor(key) for key in handle.keys()}
-    except Exception as exc:  # safetensors raises its own error types for a damaged file
-        raise ModelError(f"{path}: not a readable safetensors checkpoint ({exc})") from exc
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise ModelError(f"{path}: not a Segmentation Schrödinger Bridge checkpoint (format {meta.get('format')!r})")
-    return tensors, meta
-
-
 def load_model(path: Path) -> tuple[SsbModel, dict[str, str]]:
     """Model (float32, eval mode, CPU) and metadata from a checkpoint written by train_ssb."""
-    tensors, meta = read_checkpoint(path)
+    tensors, meta = read_checkpoint(path, CHECKPOINT_FORMAT, "a Segmentation Schrödinger Bridge checkpoint")
     try:
         config = SsbConfig.from_json(meta.get("config", "{}"))
         model = SsbModel(config)

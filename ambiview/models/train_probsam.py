@@ -43,6 +43,7 @@ from .probsam import (
     training_loss,
 )
 from .sam_backbone import Backbone, load_backbone
+from ..uncertainty.metrics import ged
 from .trainers import TrainRequest
 
 ATTRIBUTION = "LIDC-IDRI (Armato et al. 2011, CC BY 3.0); crops from rCampSemp/learn-vae-noisy-label"
@@ -293,7 +294,6 @@ def _step(model: ProbSam, optimizer: torch.optim.Optimizer, item: LidcItem, embe
 def validate(engine: ProbSamEngine, items: list[LidcItem], embeddings: list[torch.Tensor], n: int
              ) -> tuple[float, np.ndarray]:
     """Mean GED of n prior samples (box of the consensus mask, seed = item index) against the raters."""
-    ged = _ged_function()
     geds = []
     all_probs = []
     for i, (item, emb) in enumerate(zip(items, embeddings)):
@@ -302,27 +302,3 @@ def validate(engine: ProbSamEngine, items: list[LidcItem], embeddings: list[torc
         geds.append(ged(probs > 0.5, item.raters))
         all_probs.append(probs)
     return float(np.mean(geds)), np.stack(all_probs)
-
-
-def _ged_function() -> Callable[[np.ndarray, np.ndarray], float]:
-    """The project's metrics module when present, else the inline definition below (same formula)."""
-    try:
-        from ..uncertainty.metrics import ged
-    except ImportError:
-        return inline_ged
-    return ged
-
-
-def inline_ged(samples: np.ndarray, annotations: np.ndarray) -> float:
-    """GED = 2 E[d(s, y)] - E[d(s, s')] - E[d(y, y')], d = 1 - IoU, IoU(empty, empty) = 1, self-pairs included."""
-
-    def distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        a = a.reshape(len(a), -1).astype(np.float64)
-        b = b.reshape(len(b), -1).astype(np.float64)
-        inter = a @ b.T
-        union = a.sum(1)[:, None] + b.sum(1)[None, :] - inter
-        iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
-        return 1.0 - iou
-
-    s, y = np.asarray(samples, bool), np.asarray(annotations, bool)
-    return float(2 * distances(s, y).mean() - distances(s, s).mean() - distances(y, y).mean())

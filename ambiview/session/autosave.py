@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..paths import data_dir
-from .files import write_atomically
+from ..atomic_io import write_atomically
 from .kept import KeptItem
 from .prompts import Prompt
 from .result import SegmentationResult

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..imaging.geometry import Geometry
 from ..imaging.roi import Roi
-from .files import write_atomically
+from ..atomic_io import write_atomically
 
 FORMAT_VERSION = 1
 

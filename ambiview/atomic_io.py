@@ -1,4 +1,7 @@
-"""Atomic writes for the session's own files (results, autosaves): a file appears complete or not at all."""
+"""Atomic writes of the app's own files (results, autosaves, checkpoints, reports): complete or not at all.
+
+Exports of DICOM/NIfTI go through ambiview.export.atomic, which hands writers a temporary *path* (for libraries that
+write by file name) and refuses the source DICOM folder."""
 from __future__ import annotations
 
 import os
@@ -22,3 +25,8 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """Write `data` to `path` atomically (see write_atomically)."""
+    return write_atomically(path, lambda handle: handle.write(data))
