@@ -19,7 +19,6 @@ torch around); this reader is the imaging-side one the viewer uses.
 from __future__ import annotations
 
 import csv
-import re
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,16 +26,15 @@ from pathlib import Path
 import numpy as np
 
 from .geometry import Geometry
+from .lidc_files import NAME, SPLIT_PARTS, LidcFileError, read_crop
 from .volume import SeriesIdentity, Volume
 
-SPLIT_PARTS = ("scans", "masks/annots", "masks/GT")
 NOMINAL_SPACING = (1.25, 0.7, 0.7)  # (dz, dy, dx) mm; not stored in the files
 STANDARDISED_WINDOW = ("Standardised crop", (0.0, 6.0))  # centre 0, width 6 standard deviations
 ATTRIBUTION = ("LIDC-IDRI (Armato et al., Med. Phys. 2011; TCIA doi:10.7937/K9/TCIA.2015.LO9QL9SX), CC BY 3.0; "
                "crops from rCampSemp/learn-vae-noisy-label")
 RATING_NAMES = ("subtlety", "internalStructure", "calcification", "sphericity", "margin", "lobulation",
                 "spiculation", "texture", "malignancy")
-_NAME = re.compile(r"^pid_(?P<pid>\d+)_nod_(?P<nod>\d+)_slice_(?P<slice>\d+)$")
 _UID_NAMESPACE = uuid.UUID("5d1c4a8e-2f57-4a3e-9c31-6a0b7e4f2d10")  # AmbiView's own namespace for derived UIDs
 
 
@@ -154,7 +152,7 @@ def _runs_of(split: Path, problems: list[str]) -> list[NoduleRun]:
     by_nodule: dict[tuple[str, int], list[int]] = {}
     odd, incomplete = [], []
     for scan in sorted((split / "scans").glob("*.tif")):
-        match = _NAME.match(scan.stem)
+        match = NAME.match(scan.stem)
         if match is None:
             odd.append(scan.name)
             continue
@@ -194,38 +192,11 @@ def _read_ratings(path: Path, problems: list[str]) -> dict[tuple[str, int], dict
 
 
 # --- loading ----------------------------------------------------------------------------------------------------------
-def _read_tif(path: Path) -> np.ndarray:
-    import tifffile  # imported here: listing a study needs no TIFF reader
-
-    try:
-        return np.asarray(tifffile.imread(path))
-    except FileNotFoundError as exc:
-        raise LidcStudyError(f"{path}: file missing") from exc
-    except Exception as exc:  # tifffile raises many types for a damaged file
-        raise LidcStudyError(f"{path}: cannot read TIFF ({exc})") from exc
-
-
 def _read_slice(split: Path, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(scan (H, W) float32, raters (R, H, W) bool, consensus (H, W) bool) of one crop, shapes checked."""
-    scan_path = split / "scans" / f"{name}.tif"
-    annots_path = split / "masks" / "annots" / f"{name}.tif"
-    gt_path = split / "masks" / "GT" / f"{name}.tif"
-    scan = _read_tif(scan_path)
-    scan = scan[0] if scan.ndim == 3 and scan.shape[0] == 1 else scan
-    if scan.ndim != 2 or min(scan.shape) < 2:
-        raise LidcStudyError(f"{scan_path}: expected a crop of shape (1, H, W), got {scan.shape}")
-    if not np.all(np.isfinite(scan)):
-        raise LidcStudyError(f"{scan_path}: contains NaN or infinite values")
-    h, w = scan.shape
-    annots = _read_tif(annots_path)
-    annots = annots[0] if annots.ndim == 4 and annots.shape[0] == 1 else annots
-    if annots.ndim != 3 or annots.shape[:2] != (h, w) or not 1 <= annots.shape[2] <= 16:
-        raise LidcStudyError(f"{annots_path}: expected rater masks of shape (1, {h}, {w}, R), got {annots.shape}")
-    gt = _read_tif(gt_path)
-    gt = gt[0] if gt.ndim == 3 and gt.shape[0] == 1 else gt
-    if gt.shape != (h, w):
-        raise LidcStudyError(f"{gt_path}: expected a consensus mask of shape (1, {h}, {w}), got {gt.shape}")
-    return scan.astype(np.float32), np.moveaxis(annots, -1, 0) > 0, gt > 0
+    try:
+        return read_crop(split, name)
+    except LidcFileError as exc:
+        raise LidcStudyError(str(exc)) from exc
 
 
 def load_case(run: NoduleRun, ratings: dict[str, float] | None = None) -> LidcCase:

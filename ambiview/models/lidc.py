@@ -7,16 +7,14 @@ Data: LIDC-IDRI (Armato et al. 2011, CC BY 3.0); crops from rCampSemp/learn-vae-
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import tifffile
 
+from ..imaging.lidc_files import NAME, LidcFileError, read_crop
+from ..imaging.lidc_files import parse_name as _parse_name
 from .base import ModelError
-
-_NAME = re.compile(r"^pid_(?P<pid>\d+)_nod_(?P<nod>\d+)_slice_(?P<slice>\d+)$")
 
 
 class LidcDataError(ModelError):
@@ -54,10 +52,10 @@ class NoduleStack:
 
 def parse_name(name: str) -> tuple[str, int, int]:
     """(patient, nodule, slice) from a file stem like `pid_0035_nod_0_slice_2`."""
-    match = _NAME.match(name)
-    if match is None:
-        raise LidcDataError(f"{name}: not a lidc-crops64 name (expected pid_PPPP_nod_N_slice_K)")
-    return match["pid"], int(match["nod"]), int(match["slice"])
+    try:
+        return _parse_name(name)
+    except LidcFileError as exc:
+        raise LidcDataError(str(exc)) from exc
 
 
 def _sort_key(name: str) -> tuple[str, int, int]:
@@ -78,55 +76,21 @@ def check_split(split_dir: Path) -> Path:
 def list_names(split_dir: Path) -> list[str]:
     """File stems of the split's scans, ordered by patient, nodule and slice."""
     split_dir = check_split(split_dir)
-    names = [p.stem for p in (split_dir / "scans").glob("*.tif") if _NAME.match(p.stem)]
+    names = [p.stem for p in (split_dir / "scans").glob("*.tif") if NAME.match(p.stem)]
     if not names:
         raise LidcDataError(f"{split_dir / 'scans'}: no pid_*_nod_*_slice_*.tif files")
     return sorted(names, key=_sort_key)
 
 
-def _read(path: Path) -> np.ndarray:
-    if not path.is_file():
-        raise LidcDataError(f"{path}: file missing")
-    try:
-        return np.asarray(tifffile.imread(path))
-    except Exception as exc:  # tifffile raises many types for a damaged file
-        raise LidcDataError(f"{path}: cannot read TIFF ({exc})") from exc
-
-
 def read_item(split_dir: Path, name: str) -> LidcItem:
     """Read one crop with its rater masks and consensus; shapes are checked against each other."""
-    split_dir = Path(split_dir)
     patient, nodule, slice_index = parse_name(name)
-    scan_path = split_dir / "scans" / f"{name}.tif"
-    annots_path = split_dir / "masks" / "annots" / f"{name}.tif"
-    gt_path = split_dir / "masks" / "GT" / f"{name}.tif"
-    scan = _read(scan_path)
-    annots = _read(annots_path)
-    gt = _read(gt_path)
-    if scan.ndim == 3 and scan.shape[0] == 1:
-        scan = scan[0]
-    if scan.ndim != 2:
-        raise LidcDataError(f"{scan_path}: expected shape (1, H, W), got {scan.shape}")
-    if not np.all(np.isfinite(scan)):
-        raise LidcDataError(f"{scan_path}: contains NaN or infinite values")
-    h, w = scan.shape
-    if annots.ndim == 4 and annots.shape[0] == 1:
-        annots = annots[0]
-    if annots.ndim != 3 or annots.shape[:2] != (h, w) or not 1 <= annots.shape[2] <= 16:
-        raise LidcDataError(f"{annots_path}: expected shape (1, {h}, {w}, R), got {annots.shape}")
-    if gt.ndim == 3 and gt.shape[0] == 1:
-        gt = gt[0]
-    if gt.shape != (h, w):
-        raise LidcDataError(f"{gt_path}: expected shape (1, {h}, {w}), got {gt.shape}")
-    return LidcItem(
-        name=name,
-        scan=scan.astype(np.float32),
-        raters=np.ascontiguousarray(np.moveaxis(annots, -1, 0) > 0),
-        gt=gt > 0,
-        patient=patient,
-        nodule=nodule,
-        slice_index=slice_index,
-    )
+    try:
+        scan, raters, gt = read_crop(Path(split_dir), name)
+    except LidcFileError as exc:
+        raise LidcDataError(str(exc)) from exc
+    return LidcItem(name=name, scan=scan, raters=raters, gt=gt, patient=patient, nodule=nodule,
+                    slice_index=slice_index)
 
 
 def load_split(split_dir: Path, limit: int | None = None) -> list[LidcItem]:
