@@ -7,26 +7,22 @@ and sagittal views as a band one slice thick; a 3-D result wherever its ROI is c
 """
 from __future__ import annotations
 
-import colorsys
-
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QColor
 
 from .hypothesis_display import DisplayOptions, HypothesisDisplay
+from .palette import hypothesis_rgb
 from .scene_paths import polylines_to_scene
 
 THIN_WIDTH, CURRENT_WIDTH, HALO_WIDTH = 1.0, 2.5, 4.5   # screen pixels
 THIN_ALPHA = 170
 Z_THIN, Z_CURRENT = 20, 30
-_GOLDEN = 0.618033988749895
 
 
 def hypothesis_color(i: int) -> QColor:
-    """A distinct, bright colour for hypothesis i: hues a golden-ratio step apart, so neighbours never look alike;
-    the first is cyan-green, away from the yellow box prompt."""
-    r, g, b = colorsys.hsv_to_rgb((0.45 + i * _GOLDEN) % 1.0, 0.7, 1.0)
-    return QColor(int(r * 255), int(g * 255), int(b * 255))
+    """Hypothesis i's colour (palette.hypothesis_rgb, the one the 3D view uses too)."""
+    return QColor(*hypothesis_rgb(i))
 
 
 def _curve(z: float) -> pg.PlotCurveItem:

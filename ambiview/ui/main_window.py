@@ -34,6 +34,7 @@ from .review_tools import ReviewTools
 from .readout import CursorReadout
 from .toolbar import WindowPresetBox, prompt_edit_actions, tool_actions
 from .tools import ToolState
+from .volume_ui import VolumeUi
 from .welcome import WelcomePage
 
 APP_TITLE = "AmbiView"
@@ -81,6 +82,7 @@ class MainWindow(QMainWindow):
         self._build_menus_and_toolbar()
         self.hypotheses = HypothesisUi(self)  # model panel, hypothesis panel and overlays
         self.review = ReviewTools(self)  # modes, spread, kept, compare, nodules, autosave, export
+        self.volume_ui = VolumeUi(self)  # the 3D view dock, for 3D results
         self.welcome.open_folder_clicked.connect(self.choose_folder)
         self.welcome.open_file_clicked.connect(self.choose_file)
         self.welcome.demo_clicked.connect(self.open_demo)
@@ -282,4 +284,5 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:
         self.controller.shutdown()
         self.hypotheses.shutdown()
+        self.volume_ui.shutdown()
         super().closeEvent(event)

@@ -10,8 +10,10 @@ prompt that selects the same ROI (points added inside a box, a refined box whose
 another number of hypotheses reuses it and only samples.  Moving to another slice needs nothing: there is no ROI
 there until a prompt is placed.
 
-Hypotheses stream in batches; each batch is shown at once as a provisional result (`HypothesisDisplay`), so the
-first hypothesis is on screen while the others are drawn, and the final result goes to the session at the end.
+Hypotheses stream in batches; the first batch is shown at once as a provisional result (`HypothesisDisplay`), so the
+first hypothesis is on screen while the others are drawn, and the final result goes to the session at the end.  Later
+batches are shown at most every PROVISIONAL_EVERY_MS: every provisional result is laid out afresh (contours in three
+views, and surfaces in the 3D view), so showing each of 20 quickly streamed 3-D hypotheses on its own cost seconds.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from .hypothesis_display import HypothesisDisplay
 from .inference_worker import InferenceClient
 
 AUTO_RUN_DELAY_MS = 150  # prompts placed in quick succession (a box, then a point) make one request
+PROVISIONAL_EVERY_MS = 120  # batches arriving faster are shown together
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,10 @@ class RunController(QObject):
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(AUTO_RUN_DELAY_MS)
         self._debounce.timeout.connect(self._auto_run_now)
+        self._provisional = QTimer(self)
+        self._provisional.setSingleShot(True)
+        self._provisional.setInterval(PROVISIONAL_EVERY_MS)
+        self._provisional.timeout.connect(self._show_provisional)
         self.client.started.connect(self._on_started)
         self.client.prepared.connect(self._on_prepared)
         self.client.progress.connect(self._on_progress)
@@ -112,6 +119,9 @@ class RunController(QObject):
         """Stop the running request.  Hypotheses already drawn are kept as the result (they are valid draws of the
         same seed); `quiet` (a series closed) drops them."""
         self._debounce.stop()
+        if self._provisional.isActive():  # the hypotheses drawn so far, all of them, are what is kept
+            self._provisional.stop()
+            self._show_provisional()
         request, self._request = self._request, None
         if not self.client.busy and request is None:
             return
@@ -174,18 +184,30 @@ class RunController(QObject):
             return
         first = not request.batches
         request.batches.append(np.asarray(batch, np.float32))
+        self.status.emit(f"{done}/{total} hypotheses")
+        self.progress.emit(done, total)
+        if first:
+            self._show_provisional(first=True)
+        elif not self._provisional.isActive():
+            self._provisional.start()
+
+    def _show_provisional(self, first: bool = False) -> None:
+        """Show every hypothesis streamed so far for the current request."""
+        request = self._request
+        if request is None or not request.batches:
+            return
         s = request.settings
         try:
             partial = partial_result(request.volume, request.prompts, np.concatenate(request.batches), s.engine,
                                      s.title, s.digest, s.seed)
         except ValueError as exc:  # a batch that does not fit the ROI: show the final result only
-            self.status.emit(f"{done}/{total} hypotheses (not shown until done: {exc})")
+            drawn = sum(len(batch) for batch in request.batches)
+            self.status.emit(f"{drawn} hypotheses drawn (not shown until done: {exc})")
         else:
             self.display.show_provisional(partial, first=first)
-            self.status.emit(f"{done}/{total} hypotheses")
-        self.progress.emit(done, total)
 
     def _on_finished(self, result) -> None:
+        self._provisional.stop()
         self._request = None
         self.session.set_result(result)
         self.progress.emit(result.n, result.n)
@@ -193,6 +215,7 @@ class RunController(QObject):
         self.result_ready.emit(result)
 
     def _on_failed(self, message: str) -> None:
+        self._provisional.stop()
         self._request = None
         self.display.end_provisional()
         text = message[:1].upper() + message[1:] if message else "The model failed."
