@@ -12,6 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QColor
 
+from .curves import outline_curve
 from .hypothesis_display import HypothesisDisplay
 from .scene_paths import polylines_to_scene
 
@@ -22,9 +23,7 @@ Z_LINES = 25
 
 
 def _curve(pen) -> pg.PlotCurveItem:
-    item = pg.PlotCurveItem(connect="finite", antialias=True, pen=pen)
-    item.setZValue(Z_LINES)
-    return item
+    return outline_curve(Z_LINES, pen)
 
 
 class ConsensusOverlay(QObject):

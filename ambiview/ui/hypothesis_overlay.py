@@ -11,6 +11,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt
 from PySide6.QtGui import QColor
 
+from .curves import outline_curve
 from .hypothesis_display import DisplayOptions, HypothesisDisplay
 from .palette import hypothesis_rgb
 from .scene_paths import polylines_to_scene
@@ -25,12 +26,6 @@ def hypothesis_color(i: int) -> QColor:
     return QColor(*hypothesis_rgb(i))
 
 
-def _curve(z: float) -> pg.PlotCurveItem:
-    item = pg.PlotCurveItem(connect="finite", antialias=True)
-    item.setZValue(z)
-    return item
-
-
 class HypothesisOverlay(QObject):
     """Draws the hypotheses' outlines on the shown slice of one view."""
 
@@ -40,9 +35,9 @@ class HypothesisOverlay(QObject):
         self.view = None
         self.index = -1
         self.thin: list[pg.PlotCurveItem] = []
-        self.halo = _curve(Z_CURRENT - 1)  # a dark outline under the current contour keeps it legible on any tissue
+        self.halo = outline_curve(Z_CURRENT - 1, cached=False)  # a dark outline under the current contour keeps it legible on any tissue
         self.halo.setPen(pg.mkPen(QColor(0, 0, 0, 200), width=HALO_WIDTH))
-        self.current = _curve(Z_CURRENT)
+        self.current = outline_curve(Z_CURRENT, cached=False)
         display.views_changed.connect(self._on_views)
         display.hypothesis_changed.connect(self._on_hypothesis)
         display.options_changed.connect(self._on_options)
@@ -76,7 +71,7 @@ class HypothesisOverlay(QObject):
         while len(self.thin) > n:
             self.view.view_box.removeItem(self.thin.pop())
         while len(self.thin) < n:
-            item = _curve(Z_THIN)
+            item = outline_curve(Z_THIN)  # cached: the other hypotheses' outlines stay put while the slider moves
             color = hypothesis_color(len(self.thin))
             color.setAlpha(THIN_ALPHA)
             item.setPen(pg.mkPen(color, width=THIN_WIDTH))

@@ -16,6 +16,7 @@ from PySide6.QtGui import QColor
 from ..session import Session
 from ..session.placement import LocalMask, kept_local_mask, outline_polylines, volume_local_mask
 from .bridge import follow
+from .curves import outline_curve
 from .scene_paths import polylines_to_scene
 
 KEPT_WIDTH, EXPERT_WIDTH = 2.0, 1.6  # screen pixels
@@ -69,8 +70,7 @@ class MaskOutlineLayer(QObject):
         self._sync_curves()
 
     def _new_curve(self, z: float) -> pg.PlotCurveItem:
-        curve = pg.PlotCurveItem(connect="finite", antialias=True)
-        curve.setZValue(z)
+        curve = outline_curve(z)
         self.view.view_box.addItem(curve, ignoreBounds=True)
         return curve
 
