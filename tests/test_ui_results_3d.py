@@ -7,15 +7,12 @@ import pytest
 import SimpleITK as sitk
 from PySide6.QtCore import Qt
 from ui_support import no_leaked_windows  # noqa: F401
-from volume_support import BOX, NODULE, ROI_DEPTH, SphereEngine, install, write_chest
+from volume_support import BOX, NODULE, ROI_DEPTH, WAIT_MS, run_spheres, sphere_window, write_chest
 
 from ambiview.export.rtstruct_read import load_rtstruct, read_rtstruct
-from ambiview.recent import RecentFolders
-from ambiview.ui.main_window import MainWindow
 from ambiview.ui.plane import AXIAL, CORONAL
 
 pytestmark = pytest.mark.usefixtures("no_leaked_windows")
-WAIT_MS = 20000  # generous bound for a busy 2-core machine; not a timing assertion
 N = 6
 
 
@@ -27,26 +24,11 @@ def chest(tmp_path_factory):
 
 @pytest.fixture
 def window(qtbot, tmp_path, chest, monkeypatch):
-    win = MainWindow(recent=RecentFolders(tmp_path / "recent.json"), show_dialogs=False)
-    qtbot.addWidget(win)
-    install(win, SphereEngine(), monkeypatch)
-    win.resize(1300, 850)
-    win.show()
-    qtbot.waitExposed(win)
-    win.session.set_volume(chest[0])
-    win.session.set_slice(BOX[0])
-    return win
+    return sphere_window(qtbot, tmp_path, chest[0], monkeypatch, (1300, 850))
 
 
 def _run(win, qtbot, n: int = N):
-    ui = win.hypotheses
-    assert ui.model_panel.select_engine(SphereEngine.name)
-    ui.model_panel.samples.setValue(n)
-    ui.controller.set_auto_run(False)
-    win.session.add_box(*BOX)
-    assert ui.controller.run()
-    qtbot.waitUntil(lambda: win.session.result is not None, timeout=WAIT_MS)
-    return win.session.result
+    return run_spheres(win, qtbot, n)
 
 
 def _bbox(xy):

@@ -11,19 +11,26 @@ import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QImage
 from ui_support import no_leaked_windows  # noqa: F401
-from volume_support import BOX, NODULE, SPACING, SphereEngine, engine_info, install, write_chest
+from volume_support import (
+    BOX,
+    NODULE,
+    SPACING,
+    WAIT_MS,
+    SphereEngine,
+    engine_info,
+    run_spheres,
+    sphere_window,
+    write_chest,
+)
 from vtkmodules.util.numpy_support import vtk_to_numpy
 
 from ambiview.imaging.geometry import Geometry
-from ambiview.recent import RecentFolders
 from ambiview.session.partial import partial_result
-from ambiview.ui.main_window import MainWindow
 from ambiview.ui.palette import hypothesis_rgb
 from ambiview.ui.screenshot import save_widget_png
 from ambiview.ui.volume_scene import FAINT_OPACITY, VolumeScene
 
 pytestmark = pytest.mark.usefixtures("no_leaked_windows")
-WAIT_MS = 20000  # generous bound for a busy 2-core machine; not a timing assertion
 N = 5
 
 
@@ -122,26 +129,11 @@ def chest(tmp_path_factory):
 
 @pytest.fixture
 def window(qtbot, tmp_path, chest, monkeypatch):
-    win = MainWindow(recent=RecentFolders(tmp_path / "recent.json"), show_dialogs=False)
-    qtbot.addWidget(win)
-    install(win, SphereEngine(), monkeypatch)
-    win.resize(1400, 900)
-    win.show()
-    qtbot.waitExposed(win)
-    win.session.set_volume(chest[0])
-    win.session.set_slice(BOX[0])
-    return win
+    return sphere_window(qtbot, tmp_path, chest[0], monkeypatch, (1400, 900))
 
 
 def _run(win, qtbot, n: int = N):
-    ui = win.hypotheses
-    assert ui.model_panel.select_engine(SphereEngine.name)
-    ui.model_panel.samples.setValue(n)
-    ui.controller.set_auto_run(False)
-    win.session.add_box(*BOX)
-    assert ui.controller.run()
-    qtbot.waitUntil(lambda: win.session.result is not None and win.volume_ui.view is not None
-                    and win.volume_ui.view.scene.pending == 0, timeout=WAIT_MS)
+    run_spheres(win, qtbot, n, done=lambda w: w.volume_ui.view is not None and w.volume_ui.view.scene.pending == 0)
     view = win.volume_ui.view
     view.finish()
     return view

@@ -85,3 +85,34 @@ def install(window, engine: Engine, monkeypatch) -> None:
     monkeypatch.setattr(model_panel, "installed_engines", lambda: [engine_info(engine)])
     window.hypotheses.model_panel.refresh_engines()
     window.hypotheses.controller.client.worker._engines[(engine.name, None)] = engine
+
+
+WAIT_MS = 20000  # generous bound for a busy 2-core machine; not a timing assertion
+
+
+def sphere_window(qtbot, tmp_path: Path, volume, monkeypatch, size: tuple[int, int]):
+    """A shown main window on `volume`, at the box's slice, whose model picker offers SphereEngine."""
+    from ambiview.recent import RecentFolders
+    from ambiview.ui.main_window import MainWindow
+
+    win = MainWindow(recent=RecentFolders(tmp_path / "recent.json"), show_dialogs=False)
+    qtbot.addWidget(win)
+    install(win, SphereEngine(), monkeypatch)
+    win.resize(*size)
+    win.show()
+    qtbot.waitExposed(win)
+    win.session.set_volume(volume)
+    win.session.set_slice(BOX[0])
+    return win
+
+
+def run_spheres(win, qtbot, n: int, done=lambda win: True):
+    """Box-prompt SphereEngine for n hypotheses and wait until the result is in the session and done(win)."""
+    ui = win.hypotheses
+    assert ui.model_panel.select_engine(SphereEngine.name)
+    ui.model_panel.samples.setValue(n)
+    ui.controller.set_auto_run(False)
+    win.session.add_box(*BOX)
+    assert ui.controller.run()
+    qtbot.waitUntil(lambda: win.session.result is not None and done(win), timeout=WAIT_MS)
+    return win.session.result
