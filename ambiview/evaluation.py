@@ -36,9 +36,11 @@ from .uncertainty.metrics import collective_insight, diversity, ged, hm_iou, ncc
 REFERENCES = ("ref-consensus", "ref-raters")
 PROMPT_MODES = ("gt", "rater")
 METRICS = ("ged", "hm_iou", "soft_dice", "ncc", "ci", "diversity")
-SHORT = {"ged": "GED", "hm_iou": "HM-IoU", "soft_dice": "soft-Dice", "ncc": "NCC", "ci": "CI", "diversity": "div"}
+SHORT = {"ged": "GED", "hm_iou": "HM-IoU", "soft_dice": "soft-Dice", "ncc": "NCC", "ci": "CI", "diversity": "div",
+         "dice": "Dice", "jaccard": "Jaccard", "hd95": "HD95", "asd": "ASD"}  # the last four: 3D engines
 LABELS = {"ged": "GED ↓", "hm_iou": "HM-IoU ↑", "soft_dice": "soft Dice ↑", "ncc": "NCC ↑", "ci": "CI ↑",
-          "diversity": "diversity"}
+          "diversity": "diversity", "dice": "Dice ↑", "jaccard": "Jaccard ↑", "hd95": "HD95 (vox) ↓",
+          "asd": "ASD (vox) ↓"}
 CENTRAL_SHARE = 0.25  # the central box spans 25-75 % of the crop
 
 
@@ -152,10 +154,10 @@ def item_metrics(probs: np.ndarray, raters: np.ndarray) -> dict[str, float]:
     }
 
 
-def aggregate(items: list[dict], n_boot: int, seed: int) -> dict:
+def aggregate(items: list[dict], n_boot: int, seed: int, metrics: tuple[str, ...] = METRICS) -> dict:
     """Per metric: mean of the finite values, 95 % bootstrap interval, count and NaN count."""
     out = {}
-    for metric in METRICS:
+    for metric in metrics:
         values = np.array([row[metric] for row in items], dtype=np.float64)
         mean, lo, hi = bootstrap_ci(values, n_boot=n_boot, alpha=0.05, seed=seed)
         out[metric] = {"mean": mean, "lo": lo, "hi": hi, "n": int(np.isfinite(values).sum()),
@@ -200,6 +202,10 @@ def evaluate(options: EvalOptions, progress: Progress | None = None, engine=None
     is_reference = options.model in REFERENCES
     if engine is None and not is_reference:
         engine = load_engine(options.model, options.device)
+    if getattr(engine, "dims", 2) == 3:  # volumes: one item per nodule stack (evaluation3d.py)
+        from .evaluation3d import evaluate_stacks
+
+        return evaluate_stacks(options, engine, items, split_dir, progress)
     started = time.perf_counter()
     rows = []
     fallbacks = 0
@@ -258,8 +264,9 @@ def text_row(report: EvalReport) -> str:
     """One readable line per model."""
     agg = report.aggregate
     proto = report.protocol
-    parts = [f"{proto['model']} (prompt {proto['prompt']}, n={proto['samples']}, {proto['n_items']} crops):"]
-    for metric in METRICS:
+    items = f"{proto['n_items']} {proto.get('items', 'crops')}"
+    parts = [f"{proto['model']} (prompt {proto['prompt']}, n={proto['samples']}, {items}):"]
+    for metric in agg:
         text = f"{SHORT[metric]} {_fmt(agg[metric])}"
         if agg[metric]["n_nan"]:
             text += f" ({agg[metric]['n_nan']} NaN)"
@@ -269,13 +276,14 @@ def text_row(report: EvalReport) -> str:
 
 def markdown_table(reports: list[EvalReport]) -> str:
     """A markdown table, one row per report: mean [95 % bootstrap interval] per metric."""
-    head = ["model", "prompt", "digest"] + [LABELS[m] for m in METRICS]
+    metrics = list(reports[0].aggregate) if reports else list(METRICS)
+    head = ["model", "prompt", "digest"] + [LABELS[m] for m in metrics]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for report in reports:
         agg, proto = report.aggregate, report.protocol
         cells = [f"`{proto['model']}`", "—" if proto["model"] in REFERENCES else proto["prompt"],
                  f"`{proto['digest']}`" if proto["digest"] else "—"]
-        for metric in METRICS:
+        for metric in metrics:
             cell = _fmt(agg[metric])
             if agg[metric]["n_nan"]:
                 cell += f" ({agg[metric]['n_nan']} NaN)"
@@ -284,9 +292,11 @@ def markdown_table(reports: list[EvalReport]) -> str:
     first = reports[0].protocol if reports else {}
     if first:
         lines.append("")
-        lines.append(f"{first['n_items']} crops of `{first['data']}`, {first['samples']} hypotheses per crop, seed "
-                     f"{first['seed']}; mean [95 % bootstrap interval, {first['bootstrap']} resamples]; NaN: crops "
-                     "where NCC is undefined (left out of its mean).")
+        unit = "stack" if first.get("items") == "nodule stacks" else "crop"
+        lines.append(f"{first['n_items']} {unit}s of `{first['data']}`, {first['samples']} hypotheses per {unit}, "
+                     f"seed {first['seed']}; mean [95 % bootstrap interval, {first['bootstrap']} resamples]; NaN: "
+                     f"{unit}s where the metric is undefined (NCC: identical hypotheses; HD95, ASD: an empty mask), "
+                     "left out of its mean.")
     return "\n".join(lines)
 
 

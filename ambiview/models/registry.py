@@ -20,6 +20,7 @@ FAMILIES: dict[str, str] = {
     "probsam": "ambiview.models.probsam:ProbSamEngine.from_checkpoint",
     "ssb": "ambiview.models.ssb:SsbEngine.from_checkpoint",
     "probunet": "ambiview.models.probunet:ProbUNetEngine.from_checkpoint",
+    "upsam": "ambiview.models.upsam:UpSamEngine.from_checkpoint",
 }
 BUILTIN: dict[str, tuple[str, str]] = {  # name -> ("module:factory", title)
     "litemedsam": ("ambiview.models.litemedsam_baseline:single", "LiteMedSAM (deterministic, one mask)"),

@@ -13,6 +13,7 @@ TRAINERS: dict[str, str] = {
     "probsam": "ambiview.models.train_probsam:train",
     "ssb": "ambiview.models.train_ssb:train",
     "probunet": "ambiview.models.train_probunet:train_request",
+    "upsam": "ambiview.models.train_upsam:train_request",
 }
 
 
