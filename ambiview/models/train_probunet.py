@@ -18,13 +18,10 @@ import argparse
 import json
 import os
 import shlex
-import signal
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,6 +35,7 @@ from ..uncertainty.metrics import ged
 from .base import ModelError, select_device
 from .lidc import LidcItem, check_split, load_split
 from .probunet import CHECKPOINT_FORMAT, ENGINE_FAMILY, ENGINE_TITLE, ProbUNet, ProbUNetConfig
+from .trainers import stop_on_sigterm
 
 if TYPE_CHECKING:
     from .trainers import TrainRequest
@@ -164,7 +162,7 @@ def train(options: TrainOptions, log: Callable[[str], None] = print, command: st
     }
     started = time.monotonic()
     stopped_after = None
-    with _stop_on_sigterm():
+    with stop_on_sigterm():
         try:
             for epoch in range(1, options.epochs + 1):
                 best = _run_epoch(options, config, model, optimiser, train_items, val_items, epoch, device, best,
@@ -211,23 +209,6 @@ def _run_epoch(options: TrainOptions, config: ProbUNetConfig, model: ProbUNet, o
         # Written at every improvement, so even a run that is killed leaves its best epoch behind.
         return _write_best(options, config, model, val_items, epoch, val, record_base, history, started)
     return best
-
-
-@contextmanager
-def _stop_on_sigterm():
-    """Turn SIGTERM into KeyboardInterrupt while training (main thread only), so `kill PID` stops cleanly."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _write_best(options: TrainOptions, config: ProbUNetConfig, model: ProbUNet, val_items: list[LidcItem],

@@ -33,12 +33,9 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,6 +61,7 @@ from .upsam_teacher import (
     mask_box,
     start_from_prediction,
 )
+from .trainers import stop_on_sigterm
 
 if TYPE_CHECKING:
     from .trainers import TrainRequest
@@ -285,7 +283,7 @@ def train(options: TrainOptions, log: Callable[[str], None] = print, command: st
               "teacher_refreshes": [], "final": False, "stopped_early": False}
     started = time.monotonic()
     run = _Run(options, config, net, split, device, record, started, log, val_items)
-    with _stop_on_sigterm():
+    with stop_on_sigterm():
         try:
             run.all_phases()
         except KeyboardInterrupt:  # Ctrl+C or SIGTERM: keep the weights so far, say so in the record
@@ -429,23 +427,6 @@ def quick_validation(net: UpSamNet, config: UpSamConfig, items, options: TrainOp
         geds.append(ged(probs > 0.5, np.moveaxis(stack.raters, 1, 0)))
     net.to(device, memory_format=CHANNELS_LAST).train()
     return {"stacks": len(dices), "dice_heads": float(np.mean(dices)), "ged": float(np.mean(geds))}
-
-
-@contextmanager
-def _stop_on_sigterm():
-    """Turn SIGTERM into KeyboardInterrupt while training (main thread only), so `kill PID` stops cleanly."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 # ------------------------------------------------------------------------------------------------- entry points

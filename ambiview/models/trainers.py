@@ -5,9 +5,12 @@ returns a JSON-ready summary.  It raises ModelError for problems the user can fi
 """
 from __future__ import annotations
 
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 TRAINERS: dict[str, str] = {
     "probsam": "ambiview.models.train_probsam:train",
@@ -38,3 +41,20 @@ def get_trainer(name: str) -> Callable[[TrainRequest], dict]:
     from .registry import resolve
 
     return resolve(TRAINERS[name])
+
+
+@contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """Turn SIGTERM into KeyboardInterrupt while training (main thread only), so `kill PID` stops cleanly."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
