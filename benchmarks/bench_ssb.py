@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=5, help="timed calls at --steps (the median is reported)")
-    parser.add_argument("--full-repeats", type=int, default=1, help="timed calls at the full schedule")
+    parser.add_argument("--full-repeats", type=int, default=1, help="timed calls at the full schedule (0: skip it)")
     parser.add_argument("--guidance", type=float, default=None, help="override the checkpoint's guidance scale")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     parser.add_argument("--device", default="cpu")
@@ -67,16 +67,17 @@ def main(argv: list[str] | None = None) -> int:
         "steps": args.steps, "seconds": [round(s, 3) for s in short], "median_s": round(statistics.median(short), 3),
         "min_s": round(min(short), 3),
         "full_steps": engine.max_steps, "full_seconds": [round(s, 3) for s in full],
-        "full_median_s": round(statistics.median(full), 3),
-        "ratio_full_over_short": round(statistics.median(full) / statistics.median(short), 1),
+        "full_median_s": round(statistics.median(full), 3) if full else None,
+        "ratio_full_over_short": round(statistics.median(full) / statistics.median(short), 1) if full else None,
         "load_average_before_after": [round(load_before, 2), round(load_after, 2)],
         "cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
     }
     print(f"| steps | hypotheses | median s | min s |\n|------:|-----------:|---------:|------:|\n"
-          f"| {args.steps} | {args.samples} | {result['median_s']:.2f} | {result['min_s']:.2f} |\n"
-          f"| {engine.max_steps} (full) | {args.samples} | {result['full_median_s']:.2f} | {min(full):.2f} |\n")
-    print(f"full schedule / {args.steps} steps = {result['ratio_full_over_short']}x; guidance {engine.guidance}, "
-          f"{result['threads']} threads, load average {load_before:.1f} -> {load_after:.1f}")
+          f"| {args.steps} | {args.samples} | {result['median_s']:.2f} | {result['min_s']:.2f} |")
+    if full:
+        print(f"| {engine.max_steps} (full) | {args.samples} | {result['full_median_s']:.2f} | {min(full):.2f} |\n")
+        print(f"full schedule / {args.steps} steps = {result['ratio_full_over_short']}x")
+    print(f"guidance {engine.guidance}, {result['threads']} threads, load average {load_before:.1f} -> {load_after:.1f}")
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     return 0

@@ -16,6 +16,7 @@ from ambiview.models.probsam import (
     ProbSamEngine,
     box_of_mask,
     box_to_model,
+    free_bits_kl,
     kl_diag_gaussians,
     point_to_model,
     training_loss,
@@ -62,6 +63,35 @@ def test_training_loss_is_bce_plus_soft_dice_plus_beta_kl():
     dice = 1 - (2 * 0.5 + 1) / (2.0 + 1.0 + 1)
     assert float(recon) == pytest.approx(np.log(2) + dice, rel=1e-6)
     assert float(total) == pytest.approx(float(recon) + 1.0, rel=1e-6)
+
+
+def test_free_bits_floor_each_dimension_and_stop_its_gradient():
+    kl = torch.tensor([[0.05, 0.8, 0.0]], requires_grad=True)
+    assert float(free_bits_kl(kl.detach(), 0.0)) == pytest.approx(0.85)
+    total = free_bits_kl(kl, 0.25)
+    assert float(total) == pytest.approx(0.25 + 0.8 + 0.25)
+    total.sum().backward()
+    assert kl.grad.tolist() == [[0.0, 1.0, 0.0]]  # below the floor a dimension is free
+
+
+def test_z_into_the_dense_embedding_starts_as_the_papers_model_and_then_moves_every_position():
+    from ambiview.models.probsam import ProbSam
+
+    torch.manual_seed(0)
+    paper = ProbSam(load_backbone("tiny-random"))
+    torch.manual_seed(0)
+    ours = ProbSam(load_backbone("tiny-random"), z_inject="tokens+dense")
+    ours.load_state_dict(paper.state_dict(), strict=False)  # same shared weights; z_dense stays zero
+    emb = torch.randn(1, paper.backbone.embed_dim, 16, 16)
+    sparse, dense = paper.embed_prompts([ModelPrompts(box=(10, 10, 40, 40))], (64, 64))
+    z = torch.randn(2, paper.latent_dim)
+    with torch.no_grad():
+        args = (emb.expand(2, -1, -1, -1), sparse.expand(2, -1, -1), dense, z, (64, 64))
+        assert torch.equal(paper.decode(*args), ours.decode(*args))
+        torch.nn.init.normal_(ours.z_dense.weight)
+        assert not torch.allclose(paper.decode(*args), ours.decode(*args))
+    with pytest.raises(ModelError, match="z_inject"):
+        ProbSam(load_backbone("tiny-random"), z_inject="everywhere")
 
 
 def test_training_prompt_sources():
@@ -172,6 +202,43 @@ def test_training_is_deterministic(smoke_checkpoint, lidc_dir, tmp_path):
         assert sorted(a.keys()) == sorted(b.keys())
         for key in a.keys():
             assert torch.equal(a.get_tensor(key), b.get_tensor(key)), key
+
+
+def test_training_with_z_in_the_dense_embedding_and_free_bits_round_trips(lidc_dir, tmp_path):
+    out = tmp_path / "dense.safetensors"
+    assert cli_main(["train", "probsam", "--data", str(lidc_dir), "--out", str(out), "--epochs", "1", "--limit", "2",
+                     "--backbone", "tiny-random", "--seed", "1", "--option", "z_inject=tokens+dense",
+                     "--option", "free_bits=0.5", "--option", "val_samples=2"]) == 0
+    with safe_open(str(out), framework="pt") as handle:
+        assert any(k.startswith("net.z_dense.") for k in handle.keys())
+    engine = load_engine(str(out), device="cpu")
+    assert engine.model.z_inject == "tokens+dense"
+    state = engine.prepare(np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32))
+    assert engine.sample(state, ModelPrompts(box=(20, 20, 40, 40)), n=2, seed=0).shape == (2, 64, 64)
+    assert cli_main(["train", "probsam", "--data", str(lidc_dir), "--out", str(out), "--epochs", "1", "--limit", "2",
+                     "--backbone", "tiny-random", "--option", "z_inject=nowhere"]) == 2
+
+
+def test_a_stopped_training_keeps_its_best_validated_epoch(lidc_dir, tmp_path, monkeypatch):
+    """SIGTERM or Ctrl+C (KeyboardInterrupt) during epoch 2 writes the epoch-1 weights and says so."""
+    from ambiview.models import train_probsam
+
+    calls = {"n": 0}
+    real_step = train_probsam._step
+
+    def interrupted_in_epoch_two(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 2:  # 2 crops: two steps an epoch
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(train_probsam, "_step", interrupted_in_epoch_two)
+    out = tmp_path / "stopped.safetensors"
+    assert cli_main(["train", "probsam", "--data", str(lidc_dir), "--out", str(out), "--epochs", "4", "--limit", "2",
+                     "--backbone", "tiny-random", "--option", "val_every=1", "--option", "val_samples=2"]) == 0
+    with safe_open(str(out), framework="pt") as handle:
+        meta = handle.metadata()
+    assert meta["stopped_early"] == "after epoch 1" and meta["best_epoch"] == "1"
 
 
 def test_train_command_reports_bad_input(lidc_dir, tmp_path, capsys):

@@ -175,6 +175,30 @@ def test_train_smoke_run_writes_a_loadable_checkpoint(lidc_dir, tmp_path):
     assert main(["train", "ssb", "--data", str(lidc_dir), "--out", str(out), "--option", "nonsense=1"]) == 2
 
 
+def test_a_stopped_training_keeps_its_best_validated_epoch(lidc_dir, tmp_path, monkeypatch):
+    """SIGTERM or Ctrl+C (KeyboardInterrupt) during epoch 2 writes the epoch-1 weights and says so."""
+    from ambiview.cli import main
+    from ambiview.models import train_ssb
+
+    calls = {"n": 0}
+    real_loss = train_ssb.bridge_loss
+
+    def interrupted_in_epoch_two(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 2:  # 3 crops, batch 2: two steps an epoch
+            raise KeyboardInterrupt
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(train_ssb, "bridge_loss", interrupted_in_epoch_two)
+    out = tmp_path / "stopped.safetensors"
+    options = ["val_items=1", "val_samples=2", "val_steps=2", "val_every=1", "widths=8,16", "latent_dim=4",
+               "n_train=50", "batch_size=2", "guidance_grid=0", "threads=1"]
+    assert main(["train", "ssb", "--data", str(lidc_dir), "--out", str(out), "--limit", "3", "--epochs", "5",
+                 *[arg for option in options for arg in ("--option", option)]]) == 0
+    _, meta = load_model(out)
+    assert meta["stopped_early"] == "after epoch 1" and meta["best_epoch"] == "1"
+
+
 def test_a_foreign_file_is_refused_with_its_name(tmp_path):
     bad = tmp_path / "not-a-model.safetensors"
     bad.write_bytes(b"garbage")

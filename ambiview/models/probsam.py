@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 ENGINE_FAMILY = "probsam"
 CHECKPOINT_FORMAT = "ambiview-probsam/1"
+Z_INJECT = ("tokens", "tokens+dense")
 DELTA = "delta."  # trained minus pretrained backbone tensor (prompt encoder, mask decoder)
 NEW = "net."  # networks that do not exist in the backbone (prior, posterior, z projection)
 
@@ -55,6 +56,13 @@ class ProbSamConfig:
 
     latent_dim: int = 6
     beta: float = 10.0
+    # Where z enters the decoder: "tokens" = added to every sparse prompt token (the authors' code); "tokens+dense" =
+    # also added, through a zero-initialised linear map, to the dense prompt embedding at every image position (ours,
+    # as the Probabilistic U-Net tiles z over the feature map), so z can reach the mask without the tokens' attention.
+    z_inject: str = "tokens"
+    # Free bits (Kingma et al. 2016): each latent dimension's KL counts as at least this many nats, so the posterior
+    # can carry that much information at no cost (ours; 0 = the paper's plain KL).
+    free_bits: float = 0.0
     lr: float = 1e-4
     epochs: int = 10  # batch size 1 as in the paper: on the CPU a larger batch costs the same per item (measured)
     # Where the training prompt comes from: "rater" = the drawn rater's own mask (the authors' code), "consensus" =
@@ -103,7 +111,7 @@ class ProbSam(nn.Module):
     The backbone's image encoder is held but not registered, so `state_dict()` holds only trainable tensors.
     """
 
-    def __init__(self, backbone: Backbone, latent_dim: int = 6) -> None:
+    def __init__(self, backbone: Backbone, latent_dim: int = 6, z_inject: str = "tokens") -> None:
         super().__init__()
         self.backbone = backbone  # a plain dataclass: its encoder is not a submodule
         self.prompt_encoder = backbone.prompt_encoder
@@ -113,6 +121,14 @@ class ProbSam(nn.Module):
         self.prior = LatentEncoder(1, latent_dim)
         self.posterior = LatentEncoder(2, latent_dim)
         self.z_proj = nn.Sequential(nn.Linear(latent_dim, 256), nn.ReLU(), nn.Linear(256, dim))
+        if z_inject not in Z_INJECT:
+            raise ModelError(f"z_inject must be one of {', '.join(Z_INJECT)}, got {z_inject!r}")
+        self.z_inject = z_inject
+        if z_inject == "tokens+dense":
+            # zero-initialised: training starts from exactly the paper's model
+            self.z_dense = nn.Linear(latent_dim, dim)
+            nn.init.zeros_(self.z_dense.weight)
+            nn.init.zeros_(self.z_dense.bias)
 
     @property
     def input_size(self) -> int:
@@ -137,8 +153,11 @@ class ProbSam(nn.Module):
 
     def decode(self, embedding: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor, z: torch.Tensor,
                crop_hw: tuple[int, int]) -> torch.Tensor:
-        """Logits (B, 1, H, W) in the crop grid: z shifts every sparse token; low-res logits are area-averaged."""
+        """Logits (B, 1, H, W) in the crop grid: z shifts every sparse token (and with z_inject "tokens+dense" the
+        dense embedding at every position); low-res logits are area-averaged."""
         tokens = sparse + self.z_proj(z)[:, None, :]
+        if self.z_inject == "tokens+dense":
+            dense = dense + self.z_dense(z)[:, :, None, None]
         low_res, _ = self.mask_decoder(
             image_embeddings=embedding,
             image_pe=self.prompt_encoder.get_dense_pe(),
@@ -181,10 +200,19 @@ def box_of_mask(mask: np.ndarray, fallback: float = 0.25) -> tuple[int, int, int
     return (int(ys.min()), int(xs.min()), int(ys.max()), int(xs.max()))
 
 
-def kl_diag_gaussians(mu_q: torch.Tensor, ls_q: torch.Tensor, mu_p: torch.Tensor, ls_p: torch.Tensor) -> torch.Tensor:
-    """KL(q || p) of diagonal Gaussians (log-sigma parametrised), summed over latent dims -> (B,)."""
+def kl_diag_gaussians(mu_q: torch.Tensor, ls_q: torch.Tensor, mu_p: torch.Tensor, ls_p: torch.Tensor,
+                      per_dim: bool = False) -> torch.Tensor:
+    """KL(q || p) of diagonal Gaussians (log-sigma parametrised), summed over latent dims -> (B,) (or (B, latent))."""
     var_q, var_p = torch.exp(2 * ls_q), torch.exp(2 * ls_p)
-    return (ls_p - ls_q + (var_q + (mu_q - mu_p) ** 2) / (2 * var_p) - 0.5).sum(dim=-1)
+    kl = ls_p - ls_q + (var_q + (mu_q - mu_p) ** 2) / (2 * var_p) - 0.5
+    return kl if per_dim else kl.sum(dim=-1)
+
+
+def free_bits_kl(kl_per_dim: torch.Tensor, free_bits: float) -> torch.Tensor:
+    """(B, latent) per-dimension KL -> (B,) sum with each dimension counted as at least `free_bits` nats.
+
+    Below the floor a dimension costs a constant, so its gradient is zero: the posterior may use it for free."""
+    return torch.clamp(kl_per_dim, min=free_bits).sum(dim=-1) if free_bits > 0 else kl_per_dim.sum(dim=-1)
 
 
 def training_loss(logits: torch.Tensor, target: torch.Tensor, kl: torch.Tensor, beta: float
@@ -263,7 +291,7 @@ def load_model(path: Path, backbone_spec: str | None = None) -> tuple[ProbSam, d
     config = ProbSamConfig.from_json(meta.get("config", "{}"))
     spec = backbone_spec or _stored_backbone_spec(meta, path)
     backbone = load_backbone(spec, expected_sha256=meta.get("backbone_sha256"))
-    model = ProbSam(backbone, config.latent_dim)
+    model = ProbSam(backbone, config.latent_dim, config.z_inject)
     apply_checkpoint_tensors(model, tensors, str(path))
     model.eval()
     return model, meta

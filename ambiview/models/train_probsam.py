@@ -29,6 +29,7 @@ from .lidc import LidcItem, check_split, load_split
 from .probsam import (
     CHECKPOINT_FORMAT,
     DELTA,
+    Z_INJECT,
     ENGINE_FAMILY,
     NEW,
     ProbSam,
@@ -37,6 +38,7 @@ from .probsam import (
     backbone_reference,
     box_of_mask,
     checkpoint_tensors,
+    free_bits_kl,
     kl_diag_gaussians,
     minmax01,
     save_checkpoint,
@@ -44,7 +46,7 @@ from .probsam import (
 )
 from .sam_backbone import Backbone, load_backbone
 from ..uncertainty.metrics import ged
-from .trainers import TrainRequest
+from .trainers import TrainRequest, stop_on_sigterm
 
 ATTRIBUTION = "LIDC-IDRI (Armato et al. 2011, CC BY 3.0); crops from rCampSemp/learn-vae-noisy-label"
 TITLES = {"litemedsam": "Probabilistic SAM (LiteMedSAM)", "sam_vit_b": "Probabilistic SAM (SAM ViT-B)",
@@ -96,6 +98,7 @@ def train(request: TrainRequest) -> dict:
         "val_ged": f"{result['val_ged']:.4f}",
         "fp16_check": json.dumps(result["fp16_check"]),
         "history": json.dumps(result["history"]),
+        "stopped_early": "no" if result["stopped_after_epoch"] is None else f"after epoch {result['stopped_after_epoch']}",
         "train_items": str(len(train_items)),
         "val_items": str(len(val_items)),
         "embed_seconds": f"{embed_seconds:.0f}",
@@ -135,6 +138,10 @@ def _config(request: TrainRequest) -> ProbSamConfig:
         raise ModelError("epochs, val_every and val_samples must be >= 1 and point_prob in [0, 1]")
     if config.box_source not in ("rater", "consensus"):
         raise ModelError(f"box_source must be 'rater' or 'consensus', got {config.box_source!r}")
+    if config.z_inject not in Z_INJECT:
+        raise ModelError(f"z_inject must be one of {', '.join(Z_INJECT)}, got {config.z_inject!r}")
+    if not config.free_bits >= 0:
+        raise ModelError(f"free_bits must be >= 0 nats, got {config.free_bits}")
     return config
 
 
@@ -198,7 +205,7 @@ def _fit(request: TrainRequest, config: ProbSamConfig, device: torch.device, bac
     rng = np.random.default_rng(request.seed)
     noise = torch.Generator(device="cpu").manual_seed(request.seed + 1)
     reference = backbone_reference(backbone)
-    model = ProbSam(backbone, config.latent_dim).to(device)
+    model = ProbSam(backbone, config.latent_dim, config.z_inject).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     engine = ProbSamEngine(model=model, name="validation", device=device)
     history: list[dict] = []
@@ -206,39 +213,45 @@ def _fit(request: TrainRequest, config: ProbSamConfig, device: torch.device, bac
     steps_total = config.epochs * len(train_items)
     step = 0
     fit_started = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        sums = np.zeros(3)
-        for index in rng.permutation(len(train_items)):
-            item = train_items[index]
-            mask = item.raters[rng.integers(item.raters.shape[0])]
-            prompt = training_prompt(item, mask, rng, config)
-            loss, recon, kl = _step(model, optimizer, item, train_emb[index], mask, prompt, noise, config, device)
-            sums += (loss, recon, kl)
-            step += 1
-            if step % 100 == 0 or step == steps_total:
-                elapsed = time.perf_counter() - fit_started
-                done = step / steps_total
-                log(f"  epoch {epoch} step {step}/{steps_total}: loss {sums[0] / max(1, step - (epoch - 1) * len(train_items)):.4f} "
-                    f"({elapsed / 60:.1f} min, eta {elapsed * (1 - done) / max(done, 1e-9) / 60:.1f} min)")
-        n = len(train_items)
-        record = {"epoch": epoch, "loss": round(sums[0] / n, 4), "recon": round(sums[1] / n, 4),
-                  "kl": round(sums[2] / n, 4), "minutes": round((time.perf_counter() - fit_started) / 60, 1)}
-        if epoch % config.val_every == 0 or epoch == config.epochs:
-            # Validate the weights as they will be shipped (backbone + float16 deltas), then train on exactly.
-            exact = _copy_state(model)
-            tensors = checkpoint_tensors(model, reference, half=True)
-            _load_rounded(model, reference, tensors)
-            ged, _ = validate(engine, val_items, val_emb, config.val_samples)
-            model.load_state_dict(exact)
-            model.train()
-            record["val_ged"] = round(ged, 4)
-            if ged < best["ged"]:
-                best = {"ged": ged, "epoch": epoch, "tensors": tensors, "exact": exact}
-        history.append(record)
-        log(f"epoch {epoch}: " + ", ".join(f"{k} {v}" for k, v in record.items() if k != "epoch"))
+    stopped_after = None
+    with stop_on_sigterm():
+        try:
+            for epoch in range(1, config.epochs + 1):
+                model.train()
+                sums = np.zeros(3)
+                for index in rng.permutation(len(train_items)):
+                    item = train_items[index]
+                    mask = item.raters[rng.integers(item.raters.shape[0])]
+                    prompt = training_prompt(item, mask, rng, config)
+                    loss, recon, kl = _step(model, optimizer, item, train_emb[index], mask, prompt, noise, config, device)
+                    sums += (loss, recon, kl)
+                    step += 1
+                    if step % 100 == 0 or step == steps_total:
+                        elapsed = time.perf_counter() - fit_started
+                        done = step / steps_total
+                        log(f"  epoch {epoch} step {step}/{steps_total}: loss {sums[0] / max(1, step - (epoch - 1) * len(train_items)):.4f} "
+                            f"({elapsed / 60:.1f} min, eta {elapsed * (1 - done) / max(done, 1e-9) / 60:.1f} min)")
+                n = len(train_items)
+                record = {"epoch": epoch, "loss": round(sums[0] / n, 4), "recon": round(sums[1] / n, 4),
+                          "kl": round(sums[2] / n, 4), "minutes": round((time.perf_counter() - fit_started) / 60, 1)}
+                if epoch % config.val_every == 0 or epoch == config.epochs:
+                    # Validate the weights as they will be shipped (backbone + float16 deltas), then train on exactly.
+                    exact = _copy_state(model)
+                    tensors = checkpoint_tensors(model, reference, half=True)
+                    _load_rounded(model, reference, tensors)
+                    ged, _ = validate(engine, val_items, val_emb, config.val_samples)
+                    model.load_state_dict(exact)
+                    model.train()
+                    record["val_ged"] = round(ged, 4)
+                    if ged < best["ged"]:
+                        best = {"ged": ged, "epoch": epoch, "tensors": tensors, "exact": exact}
+                history.append(record)
+                log(f"epoch {epoch}: " + ", ".join(f"{k} {v}" for k, v in record.items() if k != "epoch"))
+        except KeyboardInterrupt:  # Ctrl+C or SIGTERM: keep the best validated epoch so far
+            stopped_after = len(history)
+            log(f"stopped during epoch {stopped_after + 1}; keeping the best of the {stopped_after} finished epochs")
     if "tensors" not in best:
-        raise ModelError("validation GED was never finite; no epoch to keep")
+        raise ModelError("stopped before the first validation, or its GED was never finite: no epoch to keep")
 
     # What storing the deltas in float16 changes, on the first validation crops: exact vs rounded weights.
     subset = slice(0, min(16, len(val_items)))
@@ -252,7 +265,7 @@ def _fit(request: TrainRequest, config: ProbSamConfig, device: torch.device, bac
     return {"tensors": best["tensors"], "best_epoch": best["epoch"], "val_ged": best["ged"],
             "fp16_check": {"crops": len(probs_half), "ged_exact": round(ged_exact, 5), "ged_fp16": round(ged_half, 5),
                            "max_abs_prob_diff": float(f"{max_diff:.2e}")},
-            "history": history}
+            "history": history, "stopped_after_epoch": stopped_after}
 
 
 def _copy_state(model: ProbSam) -> dict[str, torch.Tensor]:
@@ -283,8 +296,9 @@ def _step(model: ProbSam, optimizer: torch.optim.Optimizer, item: LidcItem, embe
     z = mu_q + torch.exp(ls_q) * eps
     sparse, dense = model.embed_prompts([prompt], shape)
     logits = model.decode(embedding.to(device, torch.float32)[None], sparse, dense, z, shape)
-    kl = kl_diag_gaussians(mu_q, ls_q, mu_p, ls_p)
-    loss, recon = training_loss(logits, target, kl, config.beta)
+    kl_dims = kl_diag_gaussians(mu_q, ls_q, mu_p, ls_p, per_dim=True)
+    loss, recon = training_loss(logits, target, free_bits_kl(kl_dims, config.free_bits), config.beta)
+    kl = kl_dims.sum(dim=-1)  # the true KL, logged
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
