@@ -5,7 +5,8 @@ Runs the `ambiview-cli eval` protocol (ambiview.evaluation: per-crop seed and bo
 the same seeds, so the rows differ only in the steps.  `--every K` keeps every K-th crop of the split (name order)
 to make the full schedule affordable on a CPU.
 
-    .venv/bin/python benchmarks/ssb_steps.py --steps 10,25,50,100,1000 --every 4 [--guidance W] [--json OUT]
+    .venv/bin/python benchmarks/ssb_steps.py --steps 10,25,50,100,1000 --every 4 [--guidance W] [--eta E]
+                                             [--json OUT]
 """
 from __future__ import annotations
 
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--guidance", type=float, default=None, help="override the checkpoint's guidance scale")
+    parser.add_argument("--eta", type=float, default=None,
+                        help="override the sampler's eta (share of fresh posterior noise per step; 1 = I²SB)")
     parser.add_argument("--bootstrap", type=int, default=2000)
     parser.add_argument("--device", default=None)
     parser.add_argument("--json", type=Path, default=None)
@@ -64,10 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     engine = load_engine(args.model, device=args.device)
     if args.guidance is not None:
         engine.guidance = args.guidance
+    if args.eta is not None:
+        engine.eta = args.eta
     steps_list = [int(s) for s in args.steps.split(",")]
     split = check_split((args.data or shared_data_dir() / "lidc-crops64") / args.split)
     items = load_split(split)[::max(1, args.every)]
-    print(f"{engine.name} ({engine.digest}), guidance {engine.guidance}, {len(items)} crops of {split}, "
+    print(f"{engine.name} ({engine.digest}), guidance {engine.guidance}, eta {engine.eta}, {len(items)} crops of {split}, "
           f"{args.samples} hypotheses each", flush=True)
     rows = sweep(engine, items, steps_list, args.samples, args.seed, args.bootstrap,
                  log=lambda line: print(line, flush=True))
@@ -77,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {row['steps']} | {g['mean']:.3f} [{g['lo']:.3f}, {g['hi']:.3f}] | {h['mean']:.3f} "
               f"[{h['lo']:.3f}, {h['hi']:.3f}] | {row['aggregate']['diversity']['mean']:.3f} | {row['seconds']} |")
     if args.json:
-        payload = {"model": engine.name, "digest": engine.digest, "guidance": engine.guidance, "crops": len(items),
+        payload = {"model": engine.name, "digest": engine.digest, "guidance": engine.guidance, "eta": engine.eta,
+                   "crops": len(items),
                    "every": args.every, "split": str(split), "samples": args.samples, "seed": args.seed, "rows": rows}
         args.json.write_text(json.dumps(finite_or_none(payload), indent=1))
     return 0

@@ -149,6 +149,33 @@ def test_engine_sampling_is_seeded_streamed_and_cancellable():
         engine.sample(state, None, 0, seed=0)
 
 
+def test_hypotheses_are_centred_on_the_heads_or_on_the_ssn_mean():
+    from ambiview.models.upsam import hypothesis_probs
+
+    image = np.random.default_rng(1).normal(size=(4, 16, 16)).astype(np.float32)
+    heads = UpSamEngine(tiny_net(), UpSamConfig(net=TINY, roi_depth=4))
+    assert heads.centre == "heads"  # the default, also for checkpoints written before the option existed
+    state = heads.prepare(image)
+    eps_rank, eps_diag = heads.noise(state, 3, seed=0)
+    # without noise a "heads" hypothesis is the heads' averaged probability, an "ssn" one the SSN mean's
+    zero_rank, zero_diag = torch.zeros_like(eps_rank), torch.zeros_like(eps_diag)
+    at_heads = hypothesis_probs(state, zero_rank, zero_diag, 0.0, "heads")
+    assert np.allclose(at_heads, np.clip(state.epistemic, 1e-4, 1 - 1e-4)[None], atol=1e-5)
+    at_ssn = hypothesis_probs(state, zero_rank, zero_diag, 0.0, "ssn")
+    assert np.allclose(at_ssn[0], torch.sigmoid(state.mean[0, 1] - state.mean[0, 0]).numpy(), atol=1e-6)
+    # with noise both add the same spread (logit differences) to their centres
+    logit = lambda p: np.log(p) - np.log1p(-p)  # noqa: E731
+    a, b = (hypothesis_probs(state, eps_rank, eps_diag, 1e-5, c) for c in ("heads", "ssn"))
+    spread_a = logit(np.clip(a, 1e-7, 1 - 1e-7)) - logit(np.clip(state.epistemic, 1e-4, 1 - 1e-4))[None]
+    spread_b = logit(np.clip(b, 1e-7, 1 - 1e-7)) - logit(at_ssn[0])[None]
+    unsaturated = (np.minimum(a, b) > 1e-4) & (np.maximum(a, b) < 1 - 1e-4)  # float32 sigmoid loses the rest
+    assert unsaturated.mean() > 0.5 and np.allclose(spread_a[unsaturated], spread_b[unsaturated], atol=1e-2)
+    ssn = UpSamEngine(tiny_net(), UpSamConfig(net=TINY, roi_depth=4, centre="ssn"))
+    assert ssn.centre == "ssn"
+    with pytest.raises(ModelError, match="centre"):
+        UpSamEngine(tiny_net(), UpSamConfig(net=TINY, roi_depth=4, centre="middle"))
+
+
 def test_checkpoint_round_trip_and_bad_files(tmp_path):
     net = tiny_net(1)
     path = tmp_path / "u.safetensors"
@@ -328,12 +355,17 @@ def test_shipped_checkpoint_segments_a_demo_nodule_in_3d(shipped, tmp_path):
     result = SegmentationResult.load(out)
     assert result.probs.shape == (20, 16, 64, 64) and result.is_3d and result.roi.depth == 16
     masks = result.probs > 0.5
-    centre = result.roi.volume_to_model([y], [x])
-    cy, cx = (round(float(v[0])) for v in centre)
+    cy, cx = (float(v[0]) for v in result.roi.volume_to_model([y], [x]))
+    edge_y = float(result.roi.volume_to_model([y + r], [x])[0][0])
+    radius = abs(edge_y - cy)  # the nodule's radius in model pixels
     dz = z - result.roi.z0
-    # The nodule's centre is covered by far more hypotheses than the ROI's lung corner.  (The shipped model, trained
-    # from 4 labelled nodules, covers it in about half of them: models/upsam.md; a better model should raise this.)
-    assert masks[:, dz, cy, cx].mean() >= masks[:, dz, 2, 2].mean() + 0.3
+    yy, xx = np.mgrid[:64, :64]
+    distance = np.hypot(yy - cy, xx - cx)
+    # The hypotheses cover the nodule's disc far more often than the lung beyond twice its radius.  (The shipped
+    # model, 12 labelled nodules, covers about a quarter of the disc on average and 1 % outside: models/upsam.md.)
+    inside, outside = masks[:, dz][:, distance <= radius].mean(), masks[:, dz][:, distance > 2 * radius].mean()
+    assert inside >= 0.15 and inside >= 5 * outside, (inside, outside)
+    cy, cx = round(cy), round(cx)
     assert masks[:, dz].sum(axis=(1, 2)).mean() < 0.5 * 64 * 64           # not the whole ROI
     assert masks[:, :, cy, cx].any(axis=0).sum() >= 2                     # more than one slice
     assert diversity(masks) > 0.0                                          # the hypotheses differ
