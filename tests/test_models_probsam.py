@@ -208,7 +208,7 @@ def test_training_with_z_in_the_dense_embedding_and_free_bits_round_trips(lidc_d
     out = tmp_path / "dense.safetensors"
     assert cli_main(["train", "probsam", "--data", str(lidc_dir), "--out", str(out), "--epochs", "1", "--limit", "2",
                      "--backbone", "tiny-random", "--seed", "1", "--option", "z_inject=tokens+dense",
-                     "--option", "free_bits=0.5", "--option", "val_samples=2"]) == 0
+                     "--option", "free_bits=0.5", "--option", "lr_new=1e-3", "--option", "val_samples=2"]) == 0
     with safe_open(str(out), framework="pt") as handle:
         assert any(k.startswith("net.z_dense.") for k in handle.keys())
     engine = load_engine(str(out), device="cpu")

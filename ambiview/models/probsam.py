@@ -63,6 +63,8 @@ class ProbSamConfig:
     # Free bits (Kingma et al. 2016): each latent dimension's KL counts as at least this many nats, so the posterior
     # can carry that much information at no cost (ours; 0 = the paper's plain KL).
     free_bits: float = 0.0
+    # Learning rate of the new networks (prior, posterior, z maps); 0 = `lr` like the rest (the paper: one lr).  Ours.
+    lr_new: float = 0.0
     lr: float = 1e-4
     epochs: int = 10  # batch size 1 as in the paper: on the CPU a larger batch costs the same per item (measured)
     # Where the training prompt comes from: "rater" = the drawn rater's own mask (the authors' code), "consensus" =

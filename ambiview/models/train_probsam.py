@@ -140,6 +140,8 @@ def _config(request: TrainRequest) -> ProbSamConfig:
         raise ModelError(f"box_source must be 'rater' or 'consensus', got {config.box_source!r}")
     if config.z_inject not in Z_INJECT:
         raise ModelError(f"z_inject must be one of {', '.join(Z_INJECT)}, got {config.z_inject!r}")
+    if not config.lr_new >= 0:
+        raise ModelError(f"lr_new must be >= 0 (0: the same as lr), got {config.lr_new}")
     if not config.free_bits >= 0:
         raise ModelError(f"free_bits must be >= 0 nats, got {config.free_bits}")
     return config
@@ -206,7 +208,10 @@ def _fit(request: TrainRequest, config: ProbSamConfig, device: torch.device, bac
     noise = torch.Generator(device="cpu").manual_seed(request.seed + 1)
     reference = backbone_reference(backbone)
     model = ProbSam(backbone, config.latent_dim, config.z_inject).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    new = [p for name, p in model.named_parameters() if name.startswith(("prior.", "posterior.", "z_proj.", "z_dense."))]
+    new_ids = {id(p) for p in new}
+    rest = [p for p in model.parameters() if id(p) not in new_ids]
+    optimizer = torch.optim.Adam([{"params": rest}, {"params": new, "lr": config.lr_new or config.lr}], lr=config.lr)
     engine = ProbSamEngine(model=model, name="validation", device=device)
     history: list[dict] = []
     best: dict = {"ged": math.inf}
