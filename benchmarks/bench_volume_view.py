@@ -14,12 +14,18 @@ baselines timed in the same run.
   a 3D result streams in one at a time: with every slice's contours made at once (as before 3D results), and with
   the shown slice's only (now; other slices when first shown).
 - **app** (`--app`): a real `MainWindow` and an instant fake 3D engine (no model time): from the prompt to the
-  frame showing all 20 surfaces, for the first run of a session (VTK loads, the OpenGL context is made) and a
-  second prompt.  Add the model's own sampling time to get the time from prompt to screen.
+  frame showing all 20 surfaces, for the first run of a session (VTK loads, the OpenGL context is made) and later
+  prompts (`--prompts N`, each on a new ROI; their median too).  With `--checkpoint PATH` the real UP-SAM engine of
+  that checkpoint runs in the app's inference worker instead, on the shared chest CT (a synthetic lung with a nodule
+  without the shared data), ROI depth from the checkpoint (`--roi-depth` overrides): the true time from the prompt
+  to all 20 surfaces on screen, model included.  The engine is loaded before the first prompt (the app loads it on
+  its first run).  `--app-only` skips the other measurements.
 
 Needs a display for OpenGL (run under `xvfb-run -a` on a headless machine).
 
     xvfb-run -a .venv/bin/python benchmarks/bench_volume_view.py [--repeats 15] [--app] [--json]
+    xvfb-run -a .venv/bin/python benchmarks/bench_volume_view.py --app-only --prompts 8 \
+        --checkpoint models/upsam.safetensors
 """
 from __future__ import annotations
 
@@ -187,8 +193,32 @@ def bench_views_streamed(probs: np.ndarray, geometry) -> dict:
     return rows
 
 
-def bench_app(probs: np.ndarray) -> dict:
-    """Prompt -> all 20 surfaces on screen in a MainWindow with an instant engine (model time excluded)."""
+def _real_case(roi_depth: int | None):
+    """(volume, two box prompts (z, y0, x0, y1, x1), where it comes from) for the real engine: the shared chest CT
+    (boxes on a lung slice) when it is there, else a synthetic lung with a round nodule."""
+    from ambiview.imaging.volume import Volume
+    from ambiview.paths import shared_data_dir
+
+    folder = shared_data_dir() / "ct-chest"
+    if folder.is_dir():
+        from ambiview.imaging.loader import load_path
+
+        volume, _ = load_path(folder)
+        z = volume.shape[0] - 20  # the top slices show both lungs
+        return volume, ((z, 200, 120, 240, 160), (z, 210, 130, 250, 170)), "ct-chest (real CT)"
+    zz, yy, xx = np.mgrid[:60, :256, :256]
+    nodule = ((zz - 30) * SPACING[0]) ** 2 + ((yy - 115) * SPACING[1]) ** 2 + ((xx - 115) * SPACING[2]) ** 2 < 36
+    voxels = np.where(nodule, 20, -850).astype(np.int16)
+    volume = Volume.from_array(voxels, spacing=SPACING, series_uid="1.2.3.4.5")
+    return volume, ((30, 100, 100, 130, 130), (30, 110, 120, 140, 150)), "synthetic lung with a nodule"
+
+
+def bench_app(probs: np.ndarray, checkpoint: str | None = None, roi_depth: int | None = None,
+              later_prompts: int = 1) -> dict:
+    """Prompt -> all 20 surfaces on screen in a MainWindow: with an instant fake 3D engine (model time excluded), or
+    with the real UP-SAM engine of `checkpoint` running in the app's inference worker (model time included).  The
+    first prompt of the session, then `later_prompts` more, each box moved a little so that every prompt selects a
+    new ROI (nothing comes from the prepared-state cache); their median is reported as "a later prompt"."""
     from PySide6.QtWidgets import QApplication
 
     from ambiview.imaging.volume import Volume
@@ -210,24 +240,44 @@ def bench_app(probs: np.ndarray) -> dict:
             return probs[:n]
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    engine = Instant()
+    info = {}
+    if checkpoint is None:
+        engine = Instant()
+        volume = Volume.from_array(np.full((60, 256, 256), -850, np.int16), spacing=SPACING, series_uid="1.2.3.4.5")
+        boxes = ((30, 100, 100, 130, 130), (30, 110, 120, 140, 150))
+    else:
+        from ambiview.models.upsam import UpSamEngine
+
+        start = time.perf_counter()
+        engine = UpSamEngine.from_checkpoint(checkpoint, "cpu")  # loaded ahead: the app loads it on first use
+        info["engine_load_ms"] = 1000 * (time.perf_counter() - start)
+        if roi_depth:
+            engine.roi_depth = int(roi_depth)
+        volume, boxes, info["volume"] = _real_case(roi_depth)
+    info["roi_depth"] = int(engine.roi_depth)
     model_panel.installed_engines = lambda: [EngineInfo(engine.name, engine.title, None, engine.digest, 3)]
     window = MainWindow(show_dialogs=False, remember_recent=False)
     window.hypotheses.controller.client.worker._engines[(engine.name, None)] = engine
     window.resize(1600, 1000)
     window.show()
-    voxels = np.full((60, 256, 256), -850, np.int16)
-    window.session.set_volume(Volume.from_array(voxels, spacing=SPACING, series_uid="1.2.3.4.5"))
-    window.session.set_slice(30)
+    window.session.set_volume(volume)
+    window.session.set_slice(boxes[0][0])
     ui = window.hypotheses
     ui.model_panel.select_engine(engine.name)
     ui.model_panel.samples.setValue(N_HYPOTHESES)
     ui.controller.set_auto_run(False)
+    firsts = []
+    ui.controller.client.progress.connect(lambda done, total, batch: firsts.append(time.perf_counter()))
+    rounds = [("first prompt of the session (VTK starts)", boxes[0])]
+    for k in range(max(1, later_prompts)):
+        z, y0, x0, y1, x1 = boxes[1]
+        shift = 3 * (k % 2) * (1 if k % 4 < 2 else -1) + (k // 2) % 3
+        rounds.append((f"later prompt {k + 1}", (z, y0 + (k % 3), x0 + shift, y1 + (k % 3), x1 + shift)))
     times = {}
-    for label, box in (("first prompt of the session (VTK starts)", (30, 100, 100, 130, 130)),
-                       ("a second prompt", (30, 110, 120, 140, 150))):
+    for label, box in rounds:
         window.session.clear_prompts()
         window.session.add_box(*box)
+        firsts.clear()
         start, in_session = time.perf_counter(), None
         ui.controller.run()
         while True:
@@ -241,15 +291,31 @@ def bench_app(probs: np.ndarray) -> dict:
                 break
             time.sleep(0.001)
         done = time.perf_counter()
-        times[label] = {"result_in_session_ms": 1000 * (in_session - start), "on_screen_ms": 1000 * (done - start)}
+        if label in times:
+            raise RuntimeError(f"{label} twice")
+        times[label] = {"first_batch_ms": 1000 * (firsts[0] - start) if firsts else float("nan"),
+                        "result_in_session_ms": 1000 * (in_session - start), "on_screen_ms": 1000 * (done - start),
+                        "load_average": os.getloadavg()[0]}
     window.close()
-    return times
+    later = [row for label, row in times.items() if label.startswith("later")]
+    if len(later) > 1:
+        times[f"a later prompt, median of {len(later)}"] = {
+            key: statistics.median(row[key] for row in later) for key in later[0]}
+    return {"info": info, "times": times}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=15, help="rounds per measurement (default 15)")
     parser.add_argument("--app", action="store_true", help="also time the main window from prompt to screen")
+    parser.add_argument("--checkpoint", default=None,
+                        help="with --app: run the real UP-SAM engine of this checkpoint in the app's inference worker "
+                             "(model time included) instead of the instant fake engine")
+    parser.add_argument("--roi-depth", type=int, default=None,
+                        help="with --checkpoint: slices of the 3D ROI (default: the checkpoint's roi_depth)")
+    parser.add_argument("--prompts", type=int, default=1,
+                        help="with --app: prompts after the first one, each on a new ROI (default 1)")
+    parser.add_argument("--app-only", action="store_true", help="time the app only (implies --app)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -258,35 +324,45 @@ def main(argv: list[str] | None = None) -> int:
     probs, geometry = synthetic_probs(), roi_geometry()
     report = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                           "load_average": os.getloadavg()[0]},
-              "roi": {"hypotheses": N_HYPOTHESES, "shape": [DEPTH, SIZE, SIZE], "spacing_mm": list(SPACING)},
-              "extraction": bench_extraction(probs, geometry, max(1, args.repeats // 5)),
-              "render": bench_render(probs, geometry, args.repeats),
-              "to_screen": bench_to_screen(probs, geometry, max(1, args.repeats // 5)),
-              "views_streamed": bench_views_streamed(probs, geometry)}
-    if args.app:
-        report["app"] = bench_app(probs)
+              "roi": {"hypotheses": N_HYPOTHESES, "shape": [DEPTH, SIZE, SIZE], "spacing_mm": list(SPACING)}}
+    if not args.app_only:
+        report.update({"extraction": bench_extraction(probs, geometry, max(1, args.repeats // 5)),
+                       "render": bench_render(probs, geometry, args.repeats),
+                       "to_screen": bench_to_screen(probs, geometry, max(1, args.repeats // 5)),
+                       "views_streamed": bench_views_streamed(probs, geometry)})
+    if args.app or args.app_only or args.checkpoint:
+        report["app"] = bench_app(probs, args.checkpoint, args.roi_depth, args.prompts)
     report["machine"]["load_average_after"] = os.getloadavg()[0]
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
     print(f"{N_HYPOTHESES} hypotheses, ROI {DEPTH} x {SIZE} x {SIZE}, spacing {SPACING} mm; "
           f"load average {report['machine']['load_average']:.1f} -> {report['machine']['load_average_after']:.1f}")
-    print(f"\nextraction per hypothesis ({report['extraction']['triangles_per_surface']} triangles a surface)")
-    for name, row in report["extraction"]["per_hypothesis"].items():
-        print(f"  {name:<52} {row['median_ms']:8.2f} ms  (min {row['min_ms']:.2f})  x{row['ratio']:.2f}")
-    print("\nrender, one frame at 480 x 480")
-    for name, row in report["render"].items():
-        print(f"  {name:<52} {row['median_ms']:8.1f} ms  (min {row['min_ms']:.1f})  x{row['ratio']:.2f}")
-    print("\nfrom 20 hypotheses to the frame showing them")
-    for name, row in report["to_screen"].items():
-        print(f"  {name:<52} {row['median_ms']:8.1f} ms  (min {row['min_ms']:.1f})")
-    print("\n2D views' lookups rebuilt for 1..20 streamed hypotheses, in total")
-    for name, row in report["views_streamed"].items():
-        print(f"  {name:<52} {row['median_ms']:8.1f} ms  x{row['ratio']:.2f}")
+    if "extraction" in report:
+        print(f"\nextraction per hypothesis ({report['extraction']['triangles_per_surface']} triangles a surface)")
+        for name, row in report["extraction"]["per_hypothesis"].items():
+            print(f"  {name:<52} {row['median_ms']:8.2f} ms  (min {row['min_ms']:.2f})  x{row['ratio']:.2f}")
+        print("\nrender, one frame at 480 x 480")
+        for name, row in report["render"].items():
+            print(f"  {name:<52} {row['median_ms']:8.1f} ms  (min {row['min_ms']:.1f})  x{row['ratio']:.2f}")
+        print("\nfrom 20 hypotheses to the frame showing them")
+        for name, row in report["to_screen"].items():
+            print(f"  {name:<52} {row['median_ms']:8.1f} ms  (min {row['min_ms']:.1f})")
+        print("\n2D views' lookups rebuilt for 1..20 streamed hypotheses, in total")
+        for name, row in report["views_streamed"].items():
+            print(f"  {name:<52} {row['median_ms']:8.1f} ms  x{row['ratio']:.2f}")
     if "app" in report:
-        print("\napp (model time excluded): prompt -> final result in the session -> 20 surfaces on screen")
-        for name, row in report["app"].items():
-            print(f"  {name:<52} {row['result_in_session_ms']:8.1f} ms -> {row['on_screen_ms']:.1f} ms")
+        info = report["app"]["info"]
+        if args.checkpoint:
+            print(f"\napp with the real UP-SAM engine ({args.checkpoint}, loaded ahead in "
+                  f"{info['engine_load_ms']:.0f} ms), ROI {info['roi_depth']} x {SIZE} x {SIZE} on {info['volume']}:")
+        else:
+            print(f"\napp with an instant fake engine (model time excluded), "
+                  f"ROI {info['roi_depth']} x {SIZE} x {SIZE}:")
+        print("  prompt -> first batch from the worker -> final result in the session -> 20 surfaces on screen")
+        for name, row in report["app"]["times"].items():
+            print(f"  {name:<44} {row['first_batch_ms']:7.1f} ms -> {row['result_in_session_ms']:7.1f} ms -> "
+                  f"{row['on_screen_ms']:7.1f} ms   (load {row['load_average']:.2f})")
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -76,6 +77,73 @@ def test_one_smoothed_surface_per_hypothesis_placed_through_the_geometry():
     assert scene.pending == 1 and len(scene.surface_actors()) == 3    # only the shell is redone
 
 
+def _collect_all(scene: VolumeScene, budget_s: float | None = None) -> None:
+    """Put every surface the background threads make into the scene (waits for them; no timing asserted)."""
+    for _ in range(20000):
+        left, _ = scene.collect(budget_s=budget_s)
+        if not left:
+            return
+        time.sleep(0.001)
+    raise AssertionError("background surfaces never came")
+
+
+def test_surfaces_made_in_the_background_are_those_made_in_place_and_made_once():
+    geometry, probs = _oblique_geometry(), _blocks(3)
+    scene = VolumeScene(size=(200, 200))
+    scene.prefetch(probs[:2], geometry)                               # a model's batch arrives, before it is shown
+    scene.show(probs, geometry)
+    assert scene.pending == 4 and scene.surface_actors() == []
+    scene.prefetch_pending()                                          # the third hypothesis and the shell
+    _collect_all(scene)
+    assert scene.cache.extracted == 4 and len(scene.surface_actors()) == 3 and scene.shell_actor is not None
+    in_place = VolumeScene(size=(200, 200))
+    in_place.show(probs, geometry)
+    in_place.finish()
+    for ours, theirs in zip(scene.surface_actors() + [scene.shell_actor],
+                            in_place.surface_actors() + [in_place.shell_actor]):
+        np.testing.assert_array_equal(_points(ours), _points(theirs))
+    assert [a.GetProperty().GetColor() for a in scene.surface_actors()] == [
+        pytest.approx([c / 255 for c in hypothesis_rgb(k)]) for k in range(3)]
+    # with a budget, the caller makes what the background threads have not started
+    busy = VolumeScene(size=(200, 200))
+    busy.show(probs, geometry)
+    busy.prefetch_pending()
+    _collect_all(busy, budget_s=1.0)
+    assert busy.pending == 0 and busy.cache.extracted == 4
+    for ours, theirs in zip(busy.surface_actors(), in_place.surface_actors()):
+        np.testing.assert_array_equal(_points(ours), _points(theirs))
+    # collect() starts what nobody is making; finish() waits for what is being made
+    later = VolumeScene(size=(200, 200))
+    later.show(probs, geometry)
+    later.collect()
+    later.finish()
+    assert later.pending == 0 and later.cache.extracted == 4
+
+
+def test_a_surface_starved_in_the_background_is_made_by_the_caller(monkeypatch):
+    from ambiview.ui import volume_scene
+
+    monkeypatch.setattr(volume_scene, "STARVED_AFTER_S", 0.0)  # every running background surface counts as starved
+    geometry, probs = _oblique_geometry(), _blocks(3)
+    scene = VolumeScene(size=(200, 200))
+    scene.show(probs, geometry)
+    scene.prefetch_pending()
+    _collect_all(scene, budget_s=0.0)
+    assert scene.pending == 0 and scene.cache.extracted == 4 and len(scene.surface_actors()) == 3
+
+
+def test_a_new_roi_stops_waiting_for_the_old_rois_background_surfaces():
+    geometry, probs = _oblique_geometry(), _blocks(3)
+    scene = VolumeScene(size=(200, 200))
+    scene.prefetch(probs, geometry)
+    other = Geometry.regular((10, 24, 20), spacing=(2.5, 0.6, 0.9), origin=(50.0, 0.0, 0.0))
+    scene.show(probs[:1], other)
+    assert not any(scene.cache.prefetching(h.key) for h in scene.hypotheses)  # another ROI: other keys
+    assert not scene.cache._futures                                   # the old ROI's are forgotten
+    scene.finish()
+    assert len(scene.surface_actors()) == 1
+
+
 def _chromaticity(rgb) -> np.ndarray:
     rgb = np.asarray(rgb, float)
     return rgb / max(rgb.sum(), 1e-9)
@@ -141,7 +209,14 @@ def _run(win, qtbot, n: int = N):
 
 def test_a_3d_result_opens_the_3d_view_and_the_slider_drives_it(window, qtbot):
     assert window.volume_ui.view is None and not window.volume_ui.dock.isVisible()
+    arrived = []
+    window.hypotheses.display.hypotheses_arriving.connect(lambda probs, geometry: arrived.append((probs, geometry)))
     view = _run(window, qtbot)
+    # every batch was announced as it came, on the final result's grid: its surfaces were started in the background
+    result = window.session.result
+    np.testing.assert_array_equal(np.concatenate([probs for probs, _ in arrived]), result.probs)
+    assert all(np.allclose(g.affine(), result.roi_geometry.affine()) and g.shape == result.roi_geometry.shape
+               for _, g in arrived)
     assert window.volume_ui.dock.isVisible() and window.volume_ui.screenshot_action.isEnabled()
     scene = view.scene
     actors = scene.surface_actors()

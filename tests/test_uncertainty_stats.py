@@ -85,3 +85,12 @@ def test_bad_spacing_and_shapes_are_refused_clearly():
         mask_volume_mm3(mask, (1.0, 1.0, 1.0))
     with pytest.raises(ValueError, match="image shape"):
         iou_with(np.ones((2, 3, 3), bool), mask)
+
+
+def test_the_longest_axial_diameter_is_the_largest_slice_diameter_on_irregular_masks():
+    rng = np.random.default_rng(3)
+    for share in (0.03, 0.2, 0.6):
+        mask = rng.random((9, 23, 31)) < share
+        mask[4] = False  # an empty slice in the middle
+        expected = max(longest_diameter_mm(plane, (0.7, 0.9)) for plane in mask if plane.any())
+        assert longest_axial_diameter_mm(mask, (2.5, 0.7, 0.9)) == pytest.approx(expected, rel=1e-12)

@@ -13,6 +13,16 @@ from .result import SegmentationResult
 from .segment import active_prompts, roi_for
 
 
+def partial_geometry(volume: Volume, prompts, probs: np.ndarray):
+    """The ROI `Geometry` of hypotheses `probs` (k, S, S) or (k, D, S, S) for `prompts` on `volume` (as in
+    `partial_result`)."""
+    probs = np.asarray(probs)
+    if probs.ndim not in (3, 4):
+        raise ValueError(f"expected a stack of hypotheses (k, S, S) or (k, D, S, S), got shape {probs.shape}")
+    depth = probs.shape[1] if probs.ndim == 4 else 1
+    return roi_for(prompts, volume, crop_size=probs.shape[-1], depth=depth).geometry(volume.geometry)
+
+
 def partial_result(volume: Volume, prompts, probs: np.ndarray, model: str = "", model_title: str = "",
                    digest: str = "", seed: int = 0) -> SegmentationResult:
     """The hypotheses `probs` (k, S, S) or (k, D, S, S) drawn so far for `prompts` on `volume`, placed like

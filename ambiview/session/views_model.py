@@ -81,7 +81,8 @@ class ResultViews:
         self._sections: OrderedDict[tuple, object] = OrderedDict()
         # axial contours of every hypothesis and every consensus count, per ROI slice: computed now for a 2-D result;
         # for a 3-D one slice by slice when first shown (a result streamed in is rebuilt with every new hypothesis,
-        # and all slices of all hypotheses at once cost ~0.3 s for 20 hypotheses of 32 slices)
+        # and all slices of all hypotheses at once cost ~0.3 s for 20 hypotheses of 32 slices), and a consensus
+        # count's only when it is asked for (the consensus overlay is off by default)
         self._axial_slices: dict[int, tuple[list[list[Polyline]], dict[int, list[Polyline]]]] = {}
         if self.depth == 1:
             self._axial(0)
@@ -149,8 +150,9 @@ class ResultViews:
         """(contours of each hypothesis, contours of each consensus count k = 1..N) on ROI slice d, remembered."""
         if d not in self._axial_slices:
             z = self.roi.z0 + d
-            self._axial_slices[d] = ([self._lines(self.probs[i, d], 0.5, AXIAL, z) for i in range(self.n)],
-                                     {k: self._lines(self.count[d] >= k, 0.5, AXIAL, z) for k in range(1, self.n + 1)})
+            counts = ({k: self._lines(self.count[d] >= k, 0.5, AXIAL, z) for k in range(1, self.n + 1)}
+                      if self.depth == 1 else {})  # a 3-D result's: in count_contours, when asked for
+            self._axial_slices[d] = ([self._lines(self.probs[i, d], 0.5, AXIAL, z) for i in range(self.n)], counts)
         return self._axial_slices[d]
 
     # --- queries ----------------------------------------------------------------------------------------------------
@@ -173,7 +175,12 @@ class ResultViews:
         k = min(max(int(k), 1), self.n)
         if axis == AXIAL:
             d = int(index) - self.roi.z0
-            return self._axial(d)[1][k] if 0 <= d < self.depth else []
+            if not 0 <= d < self.depth:
+                return []
+            counts = self._axial(d)[1]
+            if k not in counts:
+                counts[k] = self._lines(self.count[d] >= k, 0.5, AXIAL, int(index))
+            return counts[k]
         return self._remember(("count", k, axis, int(index)),
                               lambda: self._lines(self.count >= k, 0.5, axis, int(index)))
 

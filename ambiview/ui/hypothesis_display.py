@@ -37,6 +37,7 @@ class HypothesisDisplay(QObject):
     views_changed = Signal(object)      # ResultViews or None
     hypothesis_changed = Signal(int)
     options_changed = Signal(object)    # the DisplayOptions now in force
+    hypotheses_arriving = Signal(object, object)  # a model's new batch (k, ...) and its ROI Geometry, not shown yet
 
     def __init__(self, session: Session, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -60,6 +61,10 @@ class HypothesisDisplay(QObject):
         index = 0 if first or not self.provisional else min(self.hypothesis, result.n - 1)
         self.provisional = True
         self._set_views(ResultViews(result), index)
+
+    def announce(self, probs, geometry) -> None:
+        """Hypotheses just drawn, before any view shows them (views that prepare something slow start on them)."""
+        self.hypotheses_arriving.emit(probs, geometry)
 
     def end_provisional(self) -> None:
         """Drop a provisional result (the request failed or was cancelled): back to the session's result."""

@@ -23,7 +23,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..session import Session
-from ..session.partial import partial_result
+from ..session.partial import partial_geometry, partial_result
 from ..session.segment import active_prompts
 from .bridge import follow
 from .hypothesis_display import HypothesisDisplay
@@ -183,7 +183,15 @@ class RunController(QObject):
         if request is None:
             return
         first = not request.batches
-        request.batches.append(np.asarray(batch, np.float32))
+        batch = np.asarray(batch, np.float32)
+        request.batches.append(batch)
+        if batch.ndim == 4:  # 3D hypotheses: the 3D view starts their surfaces now, in the background
+            try:
+                geometry = partial_geometry(request.volume, request.prompts, batch)
+            except ValueError:
+                geometry = None
+            if geometry is not None:
+                self.display.announce(batch, geometry)
         self.status.emit(f"{done}/{total} hypotheses")
         self.progress.emit(done, total)
         if first:

@@ -18,8 +18,9 @@ unevenly spaced series they can sit a fraction of a slice off the surfaces, whic
   faint others about 9 times slower (benchmarks/README.md), and the layers differ too little in colour for their
   order to show.
 - Hypothesis surfaces are extracted lazily: `show` only records what is needed, `extract(budget)` computes some of
-  it, so a caller can keep its event loop turning while hypotheses stream in.  Surfaces are cached by the content of
-  their field, so the hypotheses a streamed result sends again are not extracted again.
+  it, so a caller can keep its event loop turning while hypotheses stream in; or `prefetch`/`prefetch_pending` start
+  them in background threads and `collect` makes the actors of those that are done, never waiting.  Surfaces are
+  cached by the content of their field, so the hypotheses a streamed result sends again are not extracted again.
 """
 from __future__ import annotations
 
@@ -65,6 +66,9 @@ LABEL_FONT_SIZE = 13             # pixels
 BACKGROUND_TOP, BACKGROUND_BOTTOM = (0.16, 0.17, 0.21), (0.02, 0.02, 0.03)
 OTHERS_MODES = ("hidden", "faint")
 PLANE_MODES = ("axial", "three", "off")  # the axial plane alone hides only what lies below it
+# a background surface still not made after this long (one takes 0.01-0.15 s on an idle core) is made again by
+# `collect` when nothing else is left to do: its thread is starved of CPU by other processes
+STARVED_AFTER_S = 0.3
 
 # camera presets: (direction from the focal point to the camera, view up), in LPS.  Each keeps the radiological
 # habit of showing the patient's right on the screen's left where it applies.
@@ -203,6 +207,8 @@ class VolumeScene:
         for gone in old.values():
             if gone.actor is not None:
                 self.renderer.RemoveActor(gone.actor)
+        if not same_roi:  # background surfaces of another ROI (an earlier prompt) are not waited for
+            self.cache.forget_prefetches(keep=[h.key for h in self.hypotheses])
         self._shell_key = None  # the shell depends on every hypothesis: redone after them
         if not same_roi and self.shell_actor is not None:  # the old one stays meanwhile only where it belongs
             self.renderer.RemoveActor(self.shell_actor)
@@ -226,6 +232,7 @@ class VolumeScene:
             if actor is not None:
                 self.renderer.RemoveViewProp(actor)
         self.hypotheses, self._pending, self.planes = [], deque(), []
+        self.cache.forget_prefetches()
         self.shell_actor = self._outline = self._cursor_actor = None
         self._colors = []
         self.geometry = self._probs = self._count = self._ct_key = self._shell_key = None
@@ -263,6 +270,67 @@ class VolumeScene:
         """Extract everything pending (tests, screenshots, the benchmark)."""
         self.extract()
 
+    # --- background extraction --------------------------------------------------------------------------------------
+    def prefetch(self, probs: np.ndarray, geometry: Geometry) -> None:
+        """Start extracting the surfaces of hypotheses `probs` (n, D, H, W) on `geometry` in the background, before
+        they are shown (a model's batch as it arrives); `show` then finds them made."""
+        probs = np.asarray(probs, np.float32)
+        for values in probs:
+            self.cache.prefetch(values, geometry)
+
+    def prefetch_pending(self) -> None:
+        """Start extracting every pending surface (the hypotheses and the shell) in the background."""
+        for i in self._pending:
+            self.cache.prefetch(self._probs[i], self.geometry, key=self.hypotheses[i].key)
+        if self._shell_wanted():
+            shell, key = self._shell_field()
+            self.cache.prefetch(shell, self.geometry, key=key)
+
+    def collect(self, max_items: int | None = None, budget_s: float | None = None) -> tuple[int, int]:
+        """Make the actors of the pending surfaces that background threads have extracted (see `prefetch_pending`),
+        without waiting for any; (surfaces still pending, actors made).  A pending surface nobody is extracting is
+        started in the background.  With `budget_s`, surfaces the background threads have not started yet are then
+        taken back and extracted here, in order, until that many seconds are used (at least one)."""
+        start, made = time.perf_counter(), 0
+        for i in list(self._pending):
+            if max_items is not None and made >= max_items:
+                return self.pending, made
+            key = self.hypotheses[i].key
+            if self.cache.ready(key):
+                self._pending.remove(i)
+                self._extract_hypothesis(i)
+                made += 1
+            elif not self.cache.prefetching(key):
+                self.cache.prefetch(self._probs[i], self.geometry, key=key)
+        if budget_s is not None:
+            for i in list(self._pending):
+                if time.perf_counter() - start >= budget_s or (max_items is not None and made >= max_items):
+                    break
+                if self.cache.take_back(self.hypotheses[i].key):
+                    self._pending.remove(i)
+                    self._extract_hypothesis(i)
+                    made += 1
+            starved = [i for i in self._pending if self._starved(self.hypotheses[i].key)]
+            if not made and starved and (max_items is None or max_items > 0):
+                # all that is left is being extracted in the background, by a thread that other processes starve
+                # (it runs at a lower priority): rather than wait idle for it, make the surface here as well
+                self._pending.remove(starved[0])
+                self.cache.abandon(self.hypotheses[starved[0]].key)
+                self._extract_hypothesis(starved[0])
+                made += 1
+        if self._shell_wanted() and (max_items is None or made < max_items):
+            shell, key = self._shell_field()
+            if self.cache.ready(key):
+                self._extract_shell()
+                made += 1
+            elif budget_s is not None and not made and not self._pending and self._starved(key):
+                self.cache.abandon(key)  # the last surface, starved in the background: made here as well
+                self._extract_shell()
+                made += 1
+            elif not self.cache.prefetching(key):
+                self.cache.prefetch(shell, self.geometry, key=key)
+        return self.pending, made
+
     def _extract_hypothesis(self, i: int) -> None:
         h = self.hypotheses[i]
         surface = self.cache.surface(self._probs[i], self.geometry, key=h.key)
@@ -271,10 +339,18 @@ class VolumeScene:
         self.renderer.AddActor(h.actor)
         self._look(i)
 
-    def _extract_shell(self) -> None:
+    def _starved(self, key: str) -> bool:
+        running = self.cache.running_for(key)
+        return running is not None and running >= STARVED_AFTER_S
+
+    def _shell_field(self) -> tuple[np.ndarray, str]:
+        """The disagreement shell's field (1 where some but not all hypotheses cover) and its key."""
         n = self._probs.shape[0]
         shell = ((self._count > 0) & (self._count < n)).astype(np.float32)
-        key = field_key(shell, self.geometry)
+        return shell, field_key(shell, self.geometry)
+
+    def _extract_shell(self) -> None:
+        shell, key = self._shell_field()
         surface = self.cache.surface(shell, self.geometry, key=key)
         if self.shell_actor is not None:
             self.renderer.RemoveActor(self.shell_actor)

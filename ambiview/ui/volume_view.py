@@ -4,9 +4,12 @@ It follows the shared `HypothesisDisplay` (the result shown, provisional or fina
 shows) and the session (cursor, window/level, series).  A click on a surface -- a press and release without a drag
 in between; a drag turns the camera -- moves the session cursor there, so the 2D views go to that point.
 
-Surfaces are extracted a little at a time on a zero-delay timer (`EXTRACT_BUDGET_S` per turn of the event loop), so
-hypotheses streaming in appear one after the other and the window stays responsive; the picture is redrawn at most
-every `RENDER_EVERY_S` while that goes on.  Nothing is extracted or rendered while the view is hidden.
+Surfaces are extracted in background threads (`VolumeScene.prefetch`), from the moment a model's batch of
+hypotheses arrives (`HypothesisDisplay.hypotheses_arriving`), while the GUI thread lays out the 2D views; a timer
+(every `POLL_MS`) puts those that are done into the scene -- and, when the GUI thread is free, extracts some of
+those not started yet itself (`EXTRACT_BUDGET_S` per turn of the event loop) -- so hypotheses streaming in appear
+one after the other and the window stays responsive; the picture is redrawn at most every `RENDER_EVERY_S` while
+that goes on.  Nothing is extracted or rendered while the view is hidden.
 
 `shutdown()` (the window calls it when it closes) stops the timers and finalizes the VTK render window; PySide6 can
 abort at exit when a VTK widget is left unfinalized, and a finalized one must never paint again.
@@ -43,7 +46,8 @@ from .hypothesis_display import HypothesisDisplay
 from .volume_scene import VIEWS, VolumeScene
 from .volume_ui import NO_RESULT_TEXT
 
-EXTRACT_BUDGET_S = 0.04   # surface extraction per turn of the event loop
+POLL_MS = 5               # how often surfaces made in the background are looked for while some are pending
+EXTRACT_BUDGET_S = 0.04   # surface extraction taken back from the background threads per turn of the event loop
 RENDER_EVERY_S = 0.4      # redraws while surfaces are still coming (a frame costs 40-130 ms here)
 CLICK_SLOP = 4            # pixels a press may move and still count as a click (not a turn of the camera)
 PLANE_CHOICES = (("axial", "CT: axial plane"), ("three", "CT: three planes"), ("off", "CT: off"))
@@ -111,7 +115,7 @@ class VolumeView(QWidget):
         self._render_timer.setSingleShot(True)
         self._render_timer.timeout.connect(self.render_now)
         self._work_timer = QTimer(self)
-        self._work_timer.setInterval(0)
+        self._work_timer.setInterval(POLL_MS)
         self._work_timer.timeout.connect(self._work)
         self._build_controls()
         self.placeholder = QLabel(NO_RESULT_TEXT)
@@ -126,6 +130,7 @@ class VolumeView(QWidget):
         self.vtk_widget.setToolTip("Drag to turn, wheel to zoom, click a surface to move the 2D views there")
 
         display.views_changed.connect(self._on_views)
+        display.hypotheses_arriving.connect(self._on_arriving)
         display.hypothesis_changed.connect(self._on_hypothesis)
         follow(self, session, "cursor_changed", self._on_cursor)
         follow(self, session, "window_changed", self._on_window)
@@ -190,6 +195,11 @@ class VolumeView(QWidget):
         self._enable(True)
         self._schedule_work()
 
+    def _on_arriving(self, probs, geometry) -> None:
+        """A model's new hypotheses (n, D, H, W), not shown yet: their surfaces are started at once."""
+        if not self.closed and self.isVisible() and np.ndim(probs) == 4 and probs.shape[1] > 1:
+            self.scene.prefetch(probs, geometry)
+
     def _enable(self, on: bool) -> None:
         for widget in (self.others_box, self.shell_box, self.planes_box, self.view_box, self.screenshot_button):
             widget.setEnabled(on)
@@ -222,7 +232,9 @@ class VolumeView(QWidget):
     # --- extraction and rendering -----------------------------------------------------------------------------------
     def _schedule_work(self) -> None:
         if self.scene.pending and self.isVisible():
+            self.scene.prefetch_pending()
             self._work_timer.start()
+            self._work()  # what is made already (surfaces of a streamed result shown before) goes in at once
         else:
             self.request_render()
 
@@ -230,11 +242,11 @@ class VolumeView(QWidget):
         if self.closed or not self.isVisible():
             self._work_timer.stop()
             return
-        left = self.scene.extract(budget_s=EXTRACT_BUDGET_S)
+        left, made = self.scene.collect(budget_s=EXTRACT_BUDGET_S)
         if not left:
             self._work_timer.stop()
             self.render_now()
-        elif time.perf_counter() - self._last_render >= RENDER_EVERY_S:
+        elif made and time.perf_counter() - self._last_render >= RENDER_EVERY_S:
             self.render_now()
 
     def request_render(self) -> None:

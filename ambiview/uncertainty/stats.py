@@ -90,13 +90,46 @@ def longest_diameter_mm(mask, spacing) -> float:
 
 
 def longest_axial_diameter_mm(mask3d, spacing_zyx) -> float:
-    """RECIST-style longest in-plane diameter of a 3D mask: the largest 2D diameter over its axial slices, in mm."""
+    """RECIST-style longest in-plane diameter of a 3D mask: the largest 2D diameter over its axial slices, in mm.
+
+    The in-plane outline points of every slice are found at once; slices are then measured in decreasing order of
+    the diagonal of their points' bounding box, which no diameter in the slice can exceed, until that bound is no
+    longer above the longest diameter found (the same value as measuring every slice, in a fraction of the time)."""
     mask = as_mask(mask3d, "mask3d", ndim=(3,))
     _, dy, dx = check_spacing(spacing_zyx, 3, "spacing_zyx")
     if not mask.any():
         return 0.0
     mask = _crop_to_content(mask)
-    return max(longest_diameter_mm(plane, (dy, dx)) for plane in mask if plane.any())
+    padded = np.pad(mask, ((0, 0), (1, 1), (1, 1)), constant_values=False)
+    points = []
+    for axis in (1, 2):
+        for step in (-1, 1):
+            # faces[i] = padded[i] & ~padded[i + step] along `axis` (the zero border has no faces of its own)
+            ahead = [slice(None)] * 3
+            here = [slice(None)] * 3
+            if step == -1:
+                here[axis], ahead[axis] = slice(1, None), slice(None, -1)
+            else:
+                here[axis], ahead[axis] = slice(None, -1), slice(1, None)
+            faces = np.zeros_like(padded)
+            faces[tuple(here)] = padded[tuple(here)] & ~padded[tuple(ahead)]
+            index = np.argwhere(faces).astype(np.float64)
+            index[:, 1:] -= 1.0  # undo the padding
+            index[:, axis] += 0.5 * step
+            points.append(index)
+    points = np.concatenate(points)
+    points = points[np.argsort(points[:, 0], kind="stable")]
+    starts = np.searchsorted(points[:, 0], np.arange(mask.shape[0] + 1))
+    yx = points[:, 1:] * np.array([dy, dx])
+    filled = np.flatnonzero(np.diff(starts))  # slices with outline points
+    extent = np.maximum.reduceat(yx, starts[filled]) - np.minimum.reduceat(yx, starts[filled])
+    slices = sorted(zip(np.hypot(extent[:, 0], extent[:, 1]).tolist(), filled.tolist()), reverse=True)
+    best = 0.0
+    for bound, k in slices:
+        if bound <= best:
+            break
+        best = max(best, _farthest_pair_distance(yx[starts[k]:starts[k + 1]]))
+    return best
 
 
 def iou_with(masks, reference) -> np.ndarray:
