@@ -50,7 +50,7 @@ from .base import ModelError, select_device
 from .lidc import NoduleStack, check_split, load_split, nodule_stacks
 from .upsam import CHANNELS_LAST, ENGINE_FAMILY, UpSamConfig, UpSamEngine, save_checkpoint
 from .upsam_data import Split, centred_input, dihedral, random_window, split_labelled
-from .upsam_losses import ALPHA, align_loss, gaussian_rampup, sam_loss, seg_loss, ssn_nll
+from .upsam_losses import ALPHA, align_loss, cross_entropy, gaussian_rampup, sam_loss, seg_loss, ssn_nll
 from .upsam_net import UpSamNet, UpSamNetConfig, antithetic_logits, pad_depth, parameter_count
 from .upsam_teacher import (
     DEFAULT_MARGIN,
@@ -98,6 +98,10 @@ class TrainOptions:
     teacher_check: bool = True  # log the teacher's validation Dice (oracle start box) before and after L_sam
     log_every: int = 50
     val_samples: int = 16
+    # Weight of a cross-entropy on the SSN mean itself (ours; 0 = the paper's and Monteiro's losses only).  The SSN
+    # likelihood is met when *some* of the Monte Carlo draws cover the nodule, so with few labels its mean can stay
+    # at background and the spread do the work; this term asks the mean to segment as well.
+    mean_ce: float = 0.0
 
     def check(self) -> None:
         for name in ("labelled", "min_labelled_slices", "train_depth", "labelled_batch", "mc_samples", "save_every",
@@ -117,6 +121,8 @@ class TrainOptions:
             raise ModelError("semi-supervised fine-tuning needs refreshes >= 1 and unlabelled_batch >= 1")
         if self.teacher_start not in START_MODES:
             raise ModelError(f"teacher_start must be one of {', '.join(START_MODES)}, got {self.teacher_start!r}")
+        if not self.mean_ce >= 0.0:
+            raise ModelError(f"mean_ce must not be negative, got {self.mean_ce}")
         if not 0.0 < self.centre_box <= 1.0:
             raise ModelError(f"centre_box must lie in (0, 1], got {self.centre_box}")
 
@@ -382,11 +388,16 @@ class _Run:
         l_seg, head_terms = seg_loss(out.heads[:nl], label, valid)
         l_ssn = ssn_nll(samples[:, :nl], rater, valid)
         loss = ALPHA * (l_seg + l_ssn)
+        if o.mean_ce:
+            loss = loss + ALPHA * o.mean_ce * cross_entropy(out.mean[:nl], label, valid)
         l_align = torch.zeros(())
         if len(batches) > 1:
             u = batches[1]
-            l_align = align_loss(samples[:, nl:], u.label.to(self.device), u.valid.to(self.device))
+            u_label, u_valid = u.label.to(self.device), u.valid.to(self.device)
+            l_align = align_loss(samples[:, nl:], u_label, u_valid)
             loss = loss + lam * l_align
+            if o.mean_ce:
+                loss = loss + lam * o.mean_ce * cross_entropy(out.mean[nl:], u_label, u_valid)
         if not torch.isfinite(loss):
             raise ModelError(f"training diverged at step {self.step} (loss {loss.item()}); try a lower learning rate")
         optimiser.zero_grad(set_to_none=True)
@@ -436,7 +447,7 @@ _OPTION_TYPES = {"labelled": int, "semi": int, "threads": int, "teacher": str, "
                  "teacher_start": str, "centre_box": float, "train_depth": int,
                  "labelled_batch": int, "unlabelled_batch": int, "mc_samples": int, "lr_sam": float,
                  "lr_pretrain": float, "lr_finetune": float, "rampup": float, "margin": float, "save_every": int,
-                 "log_every": int, "val_samples": int, "teacher_check": int}
+                 "log_every": int, "val_samples": int, "teacher_check": int, "mean_ce": float}
 
 
 def train_request(request: TrainRequest) -> dict:

@@ -56,11 +56,11 @@ class UpSamConfig:
     net: UpSamNetConfig = field(default_factory=UpSamNetConfig)
     roi_depth: int = 16   # slices of the app's 3D ROI (ours; the training windows are shorter, see train_upsam)
     crop_size: int = 64   # in-plane model pixels, native spacing (the lidc-crops64 crops)
-    # Where the hypotheses are centred (ours; the paper draws no hypotheses at inference): "heads" = the averaged EU
-    # heads' foreground logit plus the SSN's zero-mean low-rank + diagonal spread; "ssn" = plain draws of the SSN
-    # (its own mean).  With few labelled volumes the SSN mean generalises far worse than the heads (on validation it
-    # predicted no foreground at all while the heads reached Dice 0.45), see the model card.
-    centre: str = "heads"
+    # Where the hypotheses are centred: "ssn" = plain draws of the SSN, N(mu, D + PP^T) (Monteiro et al.; the paper
+    # draws no hypotheses at inference); "heads" = the averaged EU heads' foreground logit plus the SSN draw's
+    # deviation from its mean (ours): for models whose SSN mean did not learn to segment (trained without the
+    # trainer's mean_ce term it predicted no foreground on any validation stack), see the model card.
+    centre: str = "ssn"
 
     def to_json(self) -> str:
         data = asdict(self)
