@@ -214,11 +214,13 @@ def _real_case(roi_depth: int | None):
 
 
 def bench_app(probs: np.ndarray, checkpoint: str | None = None, roi_depth: int | None = None,
-              later_prompts: int = 1) -> dict:
+              later_prompts: int = 1, think_ms: float = 0.0) -> dict:
     """Prompt -> all 20 surfaces on screen in a MainWindow: with an instant fake 3D engine (model time excluded), or
     with the real UP-SAM engine of `checkpoint` running in the app's inference worker (model time included).  The
     first prompt of the session, then `later_prompts` more, each box moved a little so that every prompt selects a
-    new ROI (nothing comes from the prepared-state cache); their median is reported as "a later prompt"."""
+    new ROI (nothing comes from the prepared-state cache); their median is reported as "a later prompt".  The first
+    prompt comes `think_ms` after the series opened with the engine chosen (the user placing it), the event loop
+    running meanwhile, so that what the app does ahead of the first prompt (warming up) is not counted in it."""
     from PySide6.QtWidgets import QApplication
 
     from ambiview.imaging.volume import Volume
@@ -266,9 +268,23 @@ def bench_app(probs: np.ndarray, checkpoint: str | None = None, roi_depth: int |
     ui.model_panel.select_engine(engine.name)
     ui.model_panel.samples.setValue(N_HYPOTHESES)
     ui.controller.set_auto_run(False)
+    info["think_ms"] = float(think_ms)
+    opened, warmed = time.perf_counter(), []
+    worker = ui.controller.client.worker
+    if hasattr(worker, "warmed"):  # (the app warms a 3D engine up ahead of the first prompt)
+        worker.warmed.connect(lambda name: warmed.append(time.perf_counter()))
+    until, last, stall = opened + think_ms / 1000, opened, 0.0
+    while time.perf_counter() < until:
+        app.processEvents()
+        now = time.perf_counter()
+        stall, last = max(stall, now - last), now
+        time.sleep(0.005)
+    info["longest_gui_pause_ms"] = 1000 * stall
+    info["warmed_up_ms"] = 1000 * (warmed[0] - opened) if warmed else None
+    info["view_made_before_prompt"] = window.volume_ui.view is not None
     firsts = []
     ui.controller.client.progress.connect(lambda done, total, batch: firsts.append(time.perf_counter()))
-    rounds = [("first prompt of the session (VTK starts)", boxes[0])]
+    rounds = [("first prompt of the session", boxes[0])]
     for k in range(max(1, later_prompts)):
         z, y0, x0, y1, x1 = boxes[1]
         shift = 3 * (k % 2) * (1 if k % 4 < 2 else -1) + (k // 2) % 3
@@ -315,6 +331,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --checkpoint: slices of the 3D ROI (default: the checkpoint's roi_depth)")
     parser.add_argument("--prompts", type=int, default=1,
                         help="with --app: prompts after the first one, each on a new ROI (default 1)")
+    parser.add_argument("--think-ms", type=float, default=2000.0,
+                        help="with --app: milliseconds between opening the series (engine chosen) and the first "
+                             "prompt, the user placing it (default 2000)")
     parser.add_argument("--app-only", action="store_true", help="time the app only (implies --app)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)
@@ -331,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
                        "to_screen": bench_to_screen(probs, geometry, max(1, args.repeats // 5)),
                        "views_streamed": bench_views_streamed(probs, geometry)})
     if args.app or args.app_only or args.checkpoint:
-        report["app"] = bench_app(probs, args.checkpoint, args.roi_depth, args.prompts)
+        report["app"] = bench_app(probs, args.checkpoint, args.roi_depth, args.prompts, args.think_ms)
     report["machine"]["load_average_after"] = os.getloadavg()[0]
     if args.json:
         print(json.dumps(report, indent=2))
@@ -359,6 +378,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"\napp with an instant fake engine (model time excluded), "
                   f"ROI {info['roi_depth']} x {SIZE} x {SIZE}:")
+        warm = info["warmed_up_ms"]
+        print(f"  first prompt {info['think_ms']:.0f} ms after the series opened with the engine chosen; worker "
+              + (f"warmed up {warm:.0f} ms after it" if warm is not None else "not warmed up")
+              + f"; 3D view made before the prompt: {'yes' if info['view_made_before_prompt'] else 'no'}")
+        if info["think_ms"]:
+            print(f"  longest pause of the GUI thread before the prompt: {info['longest_gui_pause_ms']:.0f} ms")
         print("  prompt -> first batch from the worker -> final result in the session -> 20 surfaces on screen")
         for name, row in report["app"]["times"].items():
             print(f"  {name:<44} {row['first_batch_ms']:7.1f} ms -> {row['result_in_session_ms']:7.1f} ms -> "

@@ -19,8 +19,10 @@ class SlowEngine(Engine):
     def __init__(self):
         self.gate = threading.Semaphore(0)
         self.threads = set()
+        self.prepared = []  # (image, thread) of every prepare
 
     def prepare(self, image):
+        self.prepared.append((np.array(image), threading.get_ident()))
         return image
 
     def sample(self, state, prompts, n, seed, on_sample=None, cancel=None):
@@ -100,3 +102,36 @@ def test_failures_reach_the_user_as_a_message(client, qtbot):
     with qtbot.waitSignal(c.failed, timeout=30000) as got:
         c.submit(volume, (), "slow", 2, 0)
     assert "place a point or a box" in got.args[0] and not c.busy
+
+
+def test_a_warm_up_runs_the_engine_once_on_a_zero_crop_in_the_worker(client, qtbot):
+    c, engine = client
+    warmed = []
+    c.worker.warmed.connect(warmed.append)
+    c.warm_up("slow")
+    qtbot.waitUntil(lambda: len(engine.prepared) == 1, timeout=30000)   # the GUI thread does not wait for it
+    image, thread = engine.prepared[0]
+    assert image.shape == (64, 64) and not image.any() and thread != threading.get_ident()
+    engine.gate.release()
+    engine.gate.release()                                              # its two throw-away hypotheses
+    qtbot.waitUntil(lambda: warmed == ["slow"], timeout=30000)
+    c.warm_up("slow")                                                  # warm already: nothing runs again
+    qtbot.wait(200)
+    assert len(engine.prepared) == 1 and warmed == ["slow"] and not c.busy
+
+
+def test_a_request_supersedes_a_warm_up(client, qtbot):
+    c, engine = client
+    volume, prompts = _volume_and_prompts()
+    warmed, results, progress = [], [], []
+    c.worker.warmed.connect(warmed.append)
+    c.finished.connect(results.append)
+    c.progress.connect(lambda done, total, batch: progress.append(done))
+    c.warm_up("slow")
+    qtbot.waitUntil(lambda: len(engine.prepared) == 1, timeout=30000)  # the warm-up waits in its first hypothesis
+    c.submit(volume, prompts, "slow", 2, seed=3)                       # the user's prompt arrives meanwhile
+    for _ in range(3):                                                 # one for the warm-up, which then stops
+        engine.gate.release()
+    qtbot.waitUntil(lambda: len(results) == 1, timeout=30000)
+    assert results[0].n == 2 and results[0].seed == 3 and progress == [1, 2] and not warmed
+    assert len(engine.prepared) == 2 and engine.prepared[1][0].any()  # the request's own crop, not the zeros

@@ -15,6 +15,7 @@ from ui_support import no_leaked_windows  # noqa: F401
 from volume_support import (
     BOX,
     NODULE,
+    ROI_DEPTH,
     SPACING,
     WAIT_MS,
     SphereEngine,
@@ -208,7 +209,9 @@ def _run(win, qtbot, n: int = N):
 
 
 def test_a_3d_result_opens_the_3d_view_and_the_slider_drives_it(window, qtbot):
-    assert window.volume_ui.view is None and not window.volume_ui.dock.isVisible()
+    # a 3D model is chosen with a series open: the 3D view is made ahead, and stays hidden until a 3D result comes
+    qtbot.waitUntil(lambda: window.volume_ui.view is not None, timeout=WAIT_MS)
+    assert not window.volume_ui.dock.isVisible() and not window.volume_ui.screenshot_action.isEnabled()
     arrived = []
     window.hypotheses.display.hypotheses_arriving.connect(lambda probs, geometry: arrived.append((probs, geometry)))
     view = _run(window, qtbot)
@@ -240,6 +243,44 @@ def test_a_3d_result_opens_the_3d_view_and_the_slider_drives_it(window, qtbot):
     flat = partial_result(window.session.volume, window.session.prompts, np.ones((2, 64, 64), np.float32) * 0.9)
     window.session.set_result(flat)
     assert not window.volume_ui.dock.isVisible() and scene.n == 0 and not window.volume_ui.screenshot_action.isEnabled()
+
+
+def test_the_3d_view_and_the_model_are_warmed_up_ahead_for_a_3d_model_only(qtbot, tmp_path, chest, monkeypatch):
+    from ambiview.models.base import EngineInfo
+    from ambiview.recent import RecentFolders
+    from ambiview.ui import model_panel
+    from ambiview.ui.main_window import MainWindow
+    from ambiview.ui.volume_ui import WARM_UP_DELAY_MS
+
+    sphere, prepared, warmed = SphereEngine(), [], []
+    monkeypatch.setattr(sphere, "prepare", lambda image: prepared.append(np.array(image)) or image.shape)
+    flat = EngineInfo("flat2d", "Fake 2D", None, "", 2)  # listed first: the default choice; never loaded here
+    monkeypatch.setattr(model_panel, "installed_engines", lambda: [flat, engine_info(sphere)])
+    window = MainWindow(recent=RecentFolders(tmp_path / "recent.json"), show_dialogs=False)
+    qtbot.addWidget(window)
+    worker = window.hypotheses.controller.client.worker
+    worker._engines[(sphere.name, None)] = sphere
+    worker.warmed.connect(warmed.append)
+    window.resize(1400, 900)
+    window.show()
+    qtbot.waitExposed(window)
+    panel, volume_ui = window.hypotheses.model_panel, window.volume_ui
+    assert panel.current_engine().name == "flat2d"
+    assert panel.select_engine(sphere.name)                           # 3D chosen, no series open: nothing yet
+    assert panel.select_engine("flat2d")
+    window.session.set_volume(chest[0])                               # a series with a 2D model: no VTK, no warm-up
+    qtbot.wait(WARM_UP_DELAY_MS + 400)
+    assert volume_ui.view is None and not prepared and not warmed
+    assert panel.select_engine(sphere.name)                           # the 3D model chosen with the series open
+    qtbot.waitUntil(lambda: volume_ui.view is not None and warmed == [sphere.name], timeout=WAIT_MS)
+    assert [image.shape for image in prepared] == [(ROI_DEPTH, 64, 64)] and not prepared[0].any()  # a zero ROI
+    assert not volume_ui.dock.isVisible() and not volume_ui.screenshot_action.isEnabled()  # made, but not shown
+    view = volume_ui.view
+    window.session.set_slice(BOX[0])
+    run_spheres(window, qtbot, 3, done=lambda w: w.volume_ui.dock.isVisible())
+    assert volume_ui.view is view and view.scene.n == 3 and len(prepared) == 2 and prepared[1].any()
+    window.close()
+    assert view.closed and view.vtk_widget.finalized
 
 
 def test_the_cursor_links_the_3d_and_2d_views_both_ways(window, qtbot):

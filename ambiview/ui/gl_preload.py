@@ -16,6 +16,11 @@ from pathlib import Path
 _done = False
 
 
+def is_done() -> bool:
+    """Whether `preload_triton` has run in this process."""
+    return _done
+
+
 def preload_triton() -> Path | None:
     """dlopen triton's native library once, if triton is installed; returns its path (None when not loaded)."""
     global _done

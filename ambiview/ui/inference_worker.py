@@ -4,6 +4,12 @@ A `InferenceWorker` QObject lives in a QThread started once: torch keeps per-thr
 request costs seconds on a GPU.  The GUI builds an immutable request (volume, prompts snapshot, engine name, n, seed,
 id) and posts it; a newer request supersedes the older one, which stops at its next sample boundary.  Every signal
 carries the request id, and `InferenceClient` drops answers whose id is stale.  The GUI thread never waits on it.
+
+Warming up (`InferenceClient.warm_up`): while the user is still placing the first prompt, the worker loads the engine
+and runs one throw-away `prepare` (and a two-hypothesis `sample`) on a zero ROI of the engine's shape, so that the
+first real request does not pay for the checkpoint, torch's first passes and its kernel selection.  A warm-up is
+superseded by any request (or cancel) posted after it: it stops at its next step, and never reports anything but
+`warmed`; a failure there is left for the real request to report.
 """
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from ..imaging.volume import Volume
@@ -29,6 +36,21 @@ class InferenceJob:
     device: str | None = None
 
 
+@dataclass(frozen=True)
+class WarmUpJob:
+    engine_name: str
+    device: str | None
+    request_id: int  # the newest request id when it was posted: any later request (or cancel) supersedes it
+
+
+def warm_up_image(engine) -> np.ndarray:
+    """A zero ROI of the shape the engine is handed: (roi_depth, crop, crop) for a 3D engine, (crop, crop) else."""
+    size = int(engine.crop_size)
+    if engine.dims == 3:
+        return np.zeros((int(getattr(engine, "roi_depth", 1)), size, size), np.float32)
+    return np.zeros((size, size), np.float32)
+
+
 class InferenceWorker(QObject):
     """Runs in the inference thread; never touches widgets."""
 
@@ -38,6 +60,7 @@ class InferenceWorker(QObject):
     finished = Signal(int, object)             # request id, SegmentationResult (possibly partial when superseded)
     failed = Signal(int, str)                  # request id, message for the user
     engine_loaded = Signal(str, str)           # engine name, device message (e.g. "CPU", "CUDA (fell back to CPU)")
+    warmed = Signal(str)                       # engine name: a warm-up ran to its end
 
     def __init__(self) -> None:
         super().__init__()
@@ -45,6 +68,7 @@ class InferenceWorker(QObject):
         self._lock = threading.Lock()
         self._engines: dict[tuple[str, str | None], Any] = {}
         self._cache = PreparedCache(capacity=16)
+        self._warm: set[tuple[str, str | None]] = set()  # engines whose first passes are done
 
     def supersede(self, request_id: int) -> None:
         """Called from the GUI thread: any job older than request_id stops at its next sample boundary."""
@@ -82,6 +106,7 @@ class InferenceWorker(QObject):
             result = segment(job.volume, job.request.prompts, engine, n, job.request.seed, cache=self._cache,
                              on_sample=on_sample, cancel=lambda: self._stale(rid),
                              on_prepared=lambda cached: self.prepared.emit(rid, cached))
+            self._warm.add((job.engine_name, job.device))
             if not self._stale(rid):
                 self.finished.emit(rid, result)
         except Exception as exc:  # every failure reaches the user as a message, never as a dead thread
@@ -95,11 +120,41 @@ class InferenceWorker(QObject):
                 log.exception("inference request %d failed", rid)
             self.failed.emit(rid, message)
 
+    @Slot(object)
+    def warm_up(self, job: WarmUpJob) -> None:
+        """Load the engine and run its first passes on a zero ROI; the result is thrown away."""
+        key = (job.engine_name, job.device)
+
+        def stale() -> bool:
+            return self._stale(job.request_id)
+
+        if key in self._warm or stale():
+            return
+        try:
+            engine = self._engine(job.engine_name, job.device)
+            if stale():
+                return
+            state = engine.prepare(warm_up_image(engine))
+            if stale():
+                return
+            from ..models.base import ModelPrompts
+
+            size = float(engine.crop_size)
+            prompts = ModelPrompts(box=(size / 4, size / 4, 3 * size / 4 - 1, 3 * size / 4 - 1))
+            engine.sample(state, prompts, 2, 0, cancel=stale)  # the first hypothesis alone, then a batch
+        except Exception:  # noqa: BLE001 -- the real request reports what is wrong
+            log.debug("warm-up of %s failed", job.engine_name, exc_info=True)
+            return
+        if not stale():
+            self._warm.add(key)
+            self.warmed.emit(job.engine_name)
+
 
 class InferenceClient(QObject):
     """GUI-side handle: owns the thread, numbers requests, forwards only current answers."""
 
     submit_job = Signal(object)
+    warm_up_job = Signal(object)
     started = Signal(str)
     prepared = Signal(bool)
     progress = Signal(int, int, object)
@@ -118,6 +173,7 @@ class InferenceClient(QObject):
         self.worker = InferenceWorker()
         self.worker.moveToThread(self.thread)
         self.submit_job.connect(self.worker.run)
+        self.warm_up_job.connect(self.worker.warm_up)
         self.worker.started.connect(lambda rid, title: self._forward(rid, self.started, title))
         self.worker.prepared.connect(lambda rid, cached: self._forward(rid, self.prepared, cached))
         self.worker.progress.connect(lambda rid, d, t, b: self._forward(rid, self.progress, d, t, b))
@@ -143,6 +199,11 @@ class InferenceClient(QObject):
         self._set_busy(True)
         self.submit_job.emit(InferenceJob(volume, SegmentRequest(tuple(prompts), n, seed, rid), engine_name, device))
         return rid
+
+    def warm_up(self, engine_name: str, device: str | None = None) -> None:
+        """Have the worker load `engine_name` and run its first passes now, in the background (nothing is reported
+        but the worker's `warmed`); the next request, or a cancel, supersedes it."""
+        self.warm_up_job.emit(WarmUpJob(engine_name, device, self._next_id))
 
     def cancel(self) -> None:
         """Stop the current request at its next sample boundary and forget it."""

@@ -165,7 +165,7 @@ class ModelPanel(QWidget):
         info = self.current_engine()
         return RunSettings(engine=info.name if info else "", title=info.title if info else "",
                            digest=info.digest if info else "", n=self.samples.value(), seed=self.seed.value(),
-                           device=DEVICES[self.device_box.currentText()])
+                           device=DEVICES[self.device_box.currentText()], dims=info.dims if info else 2)
 
     def _settings_changed(self, *_) -> None:
         info = self.current_engine()

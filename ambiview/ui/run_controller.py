@@ -14,6 +14,11 @@ Hypotheses stream in batches; the first batch is shown at once as a provisional 
 first hypothesis is on screen while the others are drawn, and the final result goes to the session at the end.  Later
 batches are shown at most every PROVISIONAL_EVERY_MS: every provisional result is laid out afresh (contours in three
 views, and surfaces in the 3D view), so showing each of 20 quickly streamed 3-D hypotheses on its own cost seconds.
+
+Warmed up ahead: when a 3D engine is chosen while a series is open (or a series opens while one is chosen), the
+worker loads it and runs its first passes on a zero ROI (`InferenceClient.warm_up`) and `warming_up` tells the 3D
+view to get ready, so that the first prompt of a session costs about what a later one does.  2D engines are not
+warmed: a session that never uses 3D stays light.
 """
 from __future__ import annotations
 
@@ -43,6 +48,7 @@ class RunSettings:
     n: int = 16
     seed: int = 0
     device: str | None = None
+    dims: int = 2
 
 
 @dataclass
@@ -59,6 +65,7 @@ class RunController(QObject):
     progress = Signal(int, int)     # done, total
     busy_changed = Signal(bool)
     result_ready = Signal(object)   # the final SegmentationResult, after the session has it
+    warming_up = Signal(object)     # RunSettings of a 3D engine chosen with a series open: get ready for its results
 
     def __init__(self, session: Session, display: HypothesisDisplay, client: InferenceClient | None = None,
                  parent: QObject | None = None) -> None:
@@ -83,7 +90,7 @@ class RunController(QObject):
         self.client.failed.connect(self._on_failed)
         self.client.busy_changed.connect(self.busy_changed)
         follow(self, session, "prompts_changed", self._on_prompts)
-        follow(self, session, "volume_changed", lambda volume: self.cancel(quiet=True))
+        follow(self, session, "volume_changed", self._on_volume)
 
     @property
     def busy(self) -> bool:
@@ -92,9 +99,22 @@ class RunController(QObject):
     # --- requests ---------------------------------------------------------------------------------------------------
     def set_settings(self, settings: RunSettings) -> None:
         """New choices from the panel; with auto-run on, prompts already placed are answered again with them."""
-        changed, self.settings = settings != self.settings, settings
-        if changed and self.auto_run and self.session.volume is not None and self.session.prompts:
+        old, self.settings = self.settings, settings
+        if (settings.engine, settings.device, settings.dims) != (old.engine, old.device, old.dims):
+            self._warm_up()
+        if settings != old and self.auto_run and self.session.volume is not None and self.session.prompts:
             self._debounce.start()
+
+    def _on_volume(self, volume) -> None:
+        self.cancel(quiet=True)
+        self._warm_up()
+
+    def _warm_up(self) -> None:
+        """A 3D engine with a series open: its first passes now, while the user places the prompt."""
+        s = self.settings
+        if s.engine and s.dims == 3 and self.session.volume is not None:
+            self.client.warm_up(s.engine, s.device)
+            self.warming_up.emit(s)
 
     def run(self) -> bool:
         """Submit the session's prompts with the current settings now; False (with a message) when nothing to run."""

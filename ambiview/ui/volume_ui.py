@@ -2,12 +2,17 @@
 
 A "3D view" dock, tabbed with the Model and Series information docks on the right, appears (in front) when the
 result shown is 3D, and goes away again for a 2D result or none.  The VTK widget itself (`VolumeView`) is made only
-when a 3D model first runs, so a session that never runs one never starts VTK.  A 2D result is one slice: a
+once a 3D model is chosen with a series open (`RunController.warming_up`, while the user places the first prompt:
+loading VTK and making the widget take most of a second), or when a 3D model runs; the dock stays hidden until a 3D
+result arrives.  A session that only uses 2D models never starts VTK.  A 2D result is one slice: a
 surface of it would be a flat disc that tells nothing the axial view does not, so the 3D view leaves it alone.
 View > 3D View toggles the dock; File > Save 3D Screenshot… saves the picture.  The window calls `shutdown()` when
 it closes (and the application before it quits), which finalizes the VTK render window.
 """
 from __future__ import annotations
+
+import importlib
+import sys
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QGuiApplication
@@ -15,6 +20,10 @@ from PySide6.QtWidgets import QApplication, QLabel, QWidget
 from shiboken6 import isValid
 
 _STATUS_MS = 8000
+WARM_UP_DELAY_MS = 250  # after a series opens (or a 3D model is chosen): its slices paint first, then VTK loads
+WARM_UP_STEP_MS = 30    # between its steps, so that the events that came in meanwhile are handled
+WARM_UP_STEPS = ("vtkmodules.vtkRenderingCore", "vtkmodules.qt.QVTKRenderWindowInteractor",  # modules, in order
+                 "ambiview.ui.volume_scene", "ambiview.ui.volume_view")
 NO_RESULT_TEXT = "The 3D view shows 3D results: run a 3D model (UP-SAM) on a prompt."
 
 
@@ -31,7 +40,7 @@ class VolumeUi:
     def __init__(self, window) -> None:
         self.window = window
         self.display = window.hypotheses.display
-        self.view = None  # VolumeView, made when a 3D model first runs
+        self.view = None  # VolumeView, made when a 3D model is chosen with a series open, or first runs
         self.closed = False
         placeholder = QLabel(NO_RESULT_TEXT)
         placeholder.setWordWrap(True)
@@ -45,7 +54,15 @@ class VolumeUi:
         self.screenshot_action.triggered.connect(lambda checked=False: self.save_screenshot())
         self._add_to_menus()
         self.display.views_changed.connect(self._on_views)
-        window.hypotheses.controller.busy_changed.connect(self._on_busy)
+        controller = window.hypotheses.controller
+        controller.busy_changed.connect(self._on_busy)
+        self._warm_timer = QTimer(window)
+        self._warm_timer.setSingleShot(True)
+        self._warm_timer.setInterval(WARM_UP_DELAY_MS)
+        self._warm_timer.timeout.connect(self._warm_view)
+        controller.warming_up.connect(self._on_warming_up)
+        if controller.settings.dims == 3 and window.session.volume is not None:  # (warmed before this was made)
+            self._on_warming_up(controller.settings)
         self._app = QApplication.instance()
         if self._app is not None:  # quitting without closing the window first still finalizes VTK
             self._app.aboutToQuit.connect(self.shutdown)
@@ -85,6 +102,31 @@ class VolumeUi:
         if busy and self.view is None and engine is not None and engine.dims == 3:
             QTimer.singleShot(0, self._make_view)
 
+    def _on_warming_up(self, settings) -> None:
+        """A 3D model was chosen with a series open: make the VTK widget (hidden) before its first result."""
+        if self.view is None and not self.closed and settings.dims == 3:
+            self._warm_timer.start(WARM_UP_DELAY_MS)
+
+    def _warm_view(self) -> None:
+        """One step of making the VTK widget ahead (`WARM_UP_STEPS`, then the widget), one per turn of the event
+        loop: several short pauses of the GUI while the user places the prompt rather than one long one."""
+        settings = self.window.hypotheses.controller.settings
+        if self.view is not None or self.closed or settings.dims != 3 or self.window.session.volume is None:
+            return  # (a 2D model was chosen, or the series closed, since)
+        if not display_problem():
+            for module in WARM_UP_STEPS:
+                if module not in sys.modules:
+                    importlib.import_module(module)
+                    self._warm_timer.start(WARM_UP_STEP_MS)
+                    return
+            from . import gl_preload
+
+            if not gl_preload.is_done():  # (the widget does it first thing; a step of its own here)
+                gl_preload.preload_triton()
+                self._warm_timer.start(WARM_UP_STEP_MS)
+                return
+        self._make_view()
+
     def _make_view(self) -> None:
         if self.view is not None or self.closed or not isValid(self.dock):  # (a timer may fire after closing)
             return
@@ -112,6 +154,8 @@ class VolumeUi:
 
     def shutdown(self) -> None:
         self.closed = True
+        if isValid(self._warm_timer):
+            self._warm_timer.stop()
         if self._app is not None:
             self._app.aboutToQuit.disconnect(self.shutdown)
             self._app = None
