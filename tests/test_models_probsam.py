@@ -141,6 +141,25 @@ def test_embedding_cache_round_trip_and_keys(tmp_path):
     assert cache.clear() == 1
 
 
+def test_the_decoder_under_bfloat16_stays_close_to_float32():
+    from ambiview.models.base import default_precision
+    from ambiview.models.probsam import ProbSam
+
+    torch.manual_seed(0)
+    engine = ProbSamEngine(model=ProbSam(load_backbone("tiny-random"), z_inject="tokens+dense"),
+                           device=torch.device("cpu"))
+    assert engine.precision == default_precision(torch.device("cpu")) and engine.precision in ("float32", "bfloat16")
+    assert default_precision(torch.device("cuda")) == "float32"
+    state = engine.prepare(np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32))
+    prompts = ModelPrompts(box=(20, 20, 40, 40))
+    engine.precision = "float32"
+    exact = engine.sample(state, prompts, 3, seed=1)
+    engine.precision = "bfloat16"
+    rounded = engine.sample(state, prompts, 3, seed=1)
+    assert rounded.dtype == np.float32 and not np.array_equal(rounded, exact)  # it did run in bfloat16
+    assert np.max(np.abs(rounded - exact)) < 0.05
+
+
 def test_select_device(monkeypatch):
     assert select_device("cpu") == torch.device("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

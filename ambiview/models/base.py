@@ -152,3 +152,19 @@ def read_checkpoint(path: Path, fmt: str, what: str) -> tuple[dict[str, torch.Te
     if meta.get("format") != fmt:
         raise ModelError(f"{path}: not {what} (format {meta.get('format')!r})")
     return tensors, meta
+
+
+def default_precision(device: torch.device) -> str:
+    """bfloat16 on a CPU with native bfloat16 matrix units (AMX or AVX512-BF16), else float32.
+
+    On such CPUs SSB's U-Net under bfloat16 autocast is about 1.7x faster and Probabilistic SAM's mask decoder about
+    1.3x, with the validation GED unchanged (measured in their model cards); elsewhere bfloat16 would be emulated and
+    slower.  GPUs keep float32."""
+    if device.type != "cpu":
+        return "float32"
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    try:
+        native = any(getattr(torch.cpu, name, lambda: False)() for name in probes)
+    except Exception:  # a private probe that changed between torch versions: stay exact
+        native = False
+    return "bfloat16" if native else "float32"

@@ -30,6 +30,7 @@ from .base import (
     ModelError,
     ModelPrompts,
     OnSample,
+    default_precision,
     file_sha256,
     is_out_of_memory,
     read_checkpoint,
@@ -344,6 +345,9 @@ class ProbSamEngine(Engine):
     metadata: dict[str, str] = field(default_factory=dict)
     cache: EmbeddingCache | None = None
     batch_size: int = 0  # hypotheses per decoder pass after the first; 0: 4 on the CPU, all at once on a GPU
+    # "bfloat16": the mask decoder under bfloat16 autocast (set from the device by `default_precision`: CPUs with
+    # native bfloat16 units); the encoder, and so the cached embedding, stays float32
+    precision: str = ""
     dims: int = 2
     accepts: frozenset[str] = frozenset({"box", "point"})
     default_samples: int = 16
@@ -368,6 +372,7 @@ class ProbSamEngine(Engine):
         self.device = torch.device(device)
         self.model.to(self.device)
         self.model.backbone.image_encoder.to(self.device)
+        self.precision = default_precision(self.device)
 
     def _fall_back_to_cpu(self, exc: BaseException) -> None:
         log.warning("%s: GPU out of memory (%s); continuing on the CPU", self.name, str(exc).splitlines()[0])
@@ -453,8 +458,10 @@ class ProbSamEngine(Engine):
                 if cancel is not None and cancel():
                     break
                 k = 1 if done == 0 else min(batch, n - done)  # the first hypothesis alone: on screen at once
-                logits = self.model.decode(state.embedding, sparse.expand(k, -1, -1), dense, z[done:done + k],
-                                           state.shape)
+                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
+                    logits = self.model.decode(state.embedding, sparse.expand(k, -1, -1), dense, z[done:done + k],
+                                               state.shape)
+                logits = logits.float()  # probabilities from float32 logits, not bfloat16 ones
                 probs = torch.sigmoid(logits[:, 0]).float().cpu().numpy()
                 out[done:done + k] = probs
                 done += k

@@ -31,12 +31,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import (
+from .base import (  # noqa: F401 -- default_precision is also imported from here
     Cancel,
     Engine,
     ModelError,
     ModelPrompts,
     OnSample,
+    default_precision,
     file_sha256,
     is_out_of_memory,
     read_checkpoint,
@@ -209,22 +210,6 @@ def save_checkpoint(path: Path, model: SsbModel, metadata: dict[str, str], half:
 
 
 # --------------------------------------------------------------------------------------------------- engine
-
-
-def default_precision(device: torch.device) -> str:
-    """bfloat16 on a CPU with native bfloat16 matrix units (AMX or AVX512-BF16), else float32.
-
-    On such CPUs the U-Net under bfloat16 autocast is about 1.7x faster and the validation GED is unchanged (measured
-    in models/ssb.md); elsewhere bfloat16 would be emulated and slower.  GPUs keep float32."""
-    if device.type != "cpu":
-        return "float32"
-    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-    try:
-        native = any(getattr(torch.cpu, name, lambda: False)() for name in probes)
-    except Exception:  # a private probe that changed between torch versions: stay exact
-        native = False
-    return "bfloat16" if native else "float32"
-
 
 
 @dataclass
