@@ -42,11 +42,12 @@ def mask_size(mask, spacing) -> float:
     return mask_area_mm2(mask, spacing) if mask.ndim == 2 else mask_volume_mm3(mask, spacing)
 
 
-def outline_points_mm(mask: np.ndarray, spacing: tuple[float, ...]) -> np.ndarray:
-    """(P, ndim) centres of the faces between foreground and background pixels, in mm (see the module docstring)."""
+def outline_points_mm(mask: np.ndarray, spacing: tuple[float, ...], axes: tuple[int, ...] | None = None) -> np.ndarray:
+    """(P, ndim) centres of the faces between foreground and background pixels, in mm (see the module docstring);
+    with `axes`, only the faces across those axes (e.g. (1, 2): the in-plane outline of every slice of a volume)."""
     padded = np.pad(mask, 1, constant_values=False)
     points = []
-    for axis in range(mask.ndim):
+    for axis in range(mask.ndim) if axes is None else axes:
         for step in (-1, 1):
             neighbour = np.roll(padded, -step, axis=axis)  # neighbour[i] = padded[i + step]
             faces = padded & ~neighbour
@@ -100,27 +101,10 @@ def longest_axial_diameter_mm(mask3d, spacing_zyx) -> float:
     if not mask.any():
         return 0.0
     mask = _crop_to_content(mask)
-    padded = np.pad(mask, ((0, 0), (1, 1), (1, 1)), constant_values=False)
-    points = []
-    for axis in (1, 2):
-        for step in (-1, 1):
-            # faces[i] = padded[i] & ~padded[i + step] along `axis` (the zero border has no faces of its own)
-            ahead = [slice(None)] * 3
-            here = [slice(None)] * 3
-            if step == -1:
-                here[axis], ahead[axis] = slice(1, None), slice(None, -1)
-            else:
-                here[axis], ahead[axis] = slice(None, -1), slice(1, None)
-            faces = np.zeros_like(padded)
-            faces[tuple(here)] = padded[tuple(here)] & ~padded[tuple(ahead)]
-            index = np.argwhere(faces).astype(np.float64)
-            index[:, 1:] -= 1.0  # undo the padding
-            index[:, axis] += 0.5 * step
-            points.append(index)
-    points = np.concatenate(points)
+    points = outline_points_mm(mask, (1.0, dy, dx), axes=(1, 2))  # column 0 stays the slice index
     points = points[np.argsort(points[:, 0], kind="stable")]
     starts = np.searchsorted(points[:, 0], np.arange(mask.shape[0] + 1))
-    yx = points[:, 1:] * np.array([dy, dx])
+    yx = points[:, 1:]
     filled = np.flatnonzero(np.diff(starts))  # slices with outline points
     extent = np.maximum.reduceat(yx, starts[filled]) - np.minimum.reduceat(yx, starts[filled])
     slices = sorted(zip(np.hypot(extent[:, 0], extent[:, 1]).tolist(), filled.tolist()), reverse=True)
