@@ -46,7 +46,7 @@ from .probsam import (
 )
 from .sam_backbone import Backbone, load_backbone
 from ..uncertainty.metrics import ged
-from .trainers import TrainRequest, stop_on_sigterm
+from .trainers import TrainRequest, epochs_until_stopped
 
 ATTRIBUTION = "LIDC-IDRI (Armato et al. 2011, CC BY 3.0); crops from rCampSemp/learn-vae-noisy-label"
 TITLES = {"litemedsam": "Probabilistic SAM (LiteMedSAM)", "sam_vit_b": "Probabilistic SAM (SAM ViT-B)",
@@ -218,43 +218,39 @@ def _fit(request: TrainRequest, config: ProbSamConfig, device: torch.device, bac
     steps_total = config.epochs * len(train_items)
     step = 0
     fit_started = time.perf_counter()
-    stopped_after = None
-    with stop_on_sigterm():
-        try:
-            for epoch in range(1, config.epochs + 1):
+    with epochs_until_stopped(history, log) as stopped:
+        for epoch in range(1, config.epochs + 1):
+            model.train()
+            sums = np.zeros(3)
+            for index in rng.permutation(len(train_items)):
+                item = train_items[index]
+                mask = item.raters[rng.integers(item.raters.shape[0])]
+                prompt = training_prompt(item, mask, rng, config)
+                loss, recon, kl = _step(model, optimizer, item, train_emb[index], mask, prompt, noise, config, device)
+                sums += (loss, recon, kl)
+                step += 1
+                if step % 100 == 0 or step == steps_total:
+                    elapsed = time.perf_counter() - fit_started
+                    done = step / steps_total
+                    log(f"  epoch {epoch} step {step}/{steps_total}: loss {sums[0] / max(1, step - (epoch - 1) * len(train_items)):.4f} "
+                        f"({elapsed / 60:.1f} min, eta {elapsed * (1 - done) / max(done, 1e-9) / 60:.1f} min)")
+            n = len(train_items)
+            record = {"epoch": epoch, "loss": round(sums[0] / n, 4), "recon": round(sums[1] / n, 4),
+                      "kl": round(sums[2] / n, 4), "minutes": round((time.perf_counter() - fit_started) / 60, 1)}
+            if epoch % config.val_every == 0 or epoch == config.epochs:
+                # Validate the weights as they will be shipped (backbone + float16 deltas), then train on exactly.
+                exact = _copy_state(model)
+                tensors = checkpoint_tensors(model, reference, half=True)
+                _load_rounded(model, reference, tensors)
+                ged, _ = validate(engine, val_items, val_emb, config.val_samples)
+                model.load_state_dict(exact)
                 model.train()
-                sums = np.zeros(3)
-                for index in rng.permutation(len(train_items)):
-                    item = train_items[index]
-                    mask = item.raters[rng.integers(item.raters.shape[0])]
-                    prompt = training_prompt(item, mask, rng, config)
-                    loss, recon, kl = _step(model, optimizer, item, train_emb[index], mask, prompt, noise, config, device)
-                    sums += (loss, recon, kl)
-                    step += 1
-                    if step % 100 == 0 or step == steps_total:
-                        elapsed = time.perf_counter() - fit_started
-                        done = step / steps_total
-                        log(f"  epoch {epoch} step {step}/{steps_total}: loss {sums[0] / max(1, step - (epoch - 1) * len(train_items)):.4f} "
-                            f"({elapsed / 60:.1f} min, eta {elapsed * (1 - done) / max(done, 1e-9) / 60:.1f} min)")
-                n = len(train_items)
-                record = {"epoch": epoch, "loss": round(sums[0] / n, 4), "recon": round(sums[1] / n, 4),
-                          "kl": round(sums[2] / n, 4), "minutes": round((time.perf_counter() - fit_started) / 60, 1)}
-                if epoch % config.val_every == 0 or epoch == config.epochs:
-                    # Validate the weights as they will be shipped (backbone + float16 deltas), then train on exactly.
-                    exact = _copy_state(model)
-                    tensors = checkpoint_tensors(model, reference, half=True)
-                    _load_rounded(model, reference, tensors)
-                    ged, _ = validate(engine, val_items, val_emb, config.val_samples)
-                    model.load_state_dict(exact)
-                    model.train()
-                    record["val_ged"] = round(ged, 4)
-                    if ged < best["ged"]:
-                        best = {"ged": ged, "epoch": epoch, "tensors": tensors, "exact": exact}
-                history.append(record)
-                log(f"epoch {epoch}: " + ", ".join(f"{k} {v}" for k, v in record.items() if k != "epoch"))
-        except KeyboardInterrupt:  # Ctrl+C or SIGTERM: keep the best validated epoch so far
-            stopped_after = len(history)
-            log(f"stopped during epoch {stopped_after + 1}; keeping the best of the {stopped_after} finished epochs")
+                record["val_ged"] = round(ged, 4)
+                if ged < best["ged"]:
+                    best = {"ged": ged, "epoch": epoch, "tensors": tensors, "exact": exact}
+            history.append(record)
+            log(f"epoch {epoch}: " + ", ".join(f"{k} {v}" for k, v in record.items() if k != "epoch"))
+    stopped_after = stopped.after
     if "tensors" not in best:
         raise ModelError("stopped before the first validation, or its GED was never finite: no epoch to keep")
 

@@ -35,7 +35,7 @@ from ..uncertainty.metrics import ged
 from .base import ModelError, select_device
 from .lidc import LidcItem, check_split, load_split
 from .probunet import CHECKPOINT_FORMAT, ENGINE_FAMILY, ENGINE_TITLE, ProbUNet, ProbUNetConfig
-from .trainers import stop_on_sigterm
+from .trainers import epochs_until_stopped
 
 if TYPE_CHECKING:
     from .trainers import TrainRequest
@@ -161,15 +161,11 @@ def train(options: TrainOptions, log: Callable[[str], None] = print, command: st
         "command": command,
     }
     started = time.monotonic()
-    stopped_after = None
-    with stop_on_sigterm():
-        try:
-            for epoch in range(1, options.epochs + 1):
-                best = _run_epoch(options, config, model, optimiser, train_items, val_items, epoch, device, best,
-                                  record_base, history, started, log)
-        except KeyboardInterrupt:  # Ctrl+C or SIGTERM: keep the best epoch so far, say so in the record
-            stopped_after = len(history)
-            log(f"stopped during epoch {stopped_after + 1}; keeping the best of the {stopped_after} finished epochs")
+    with epochs_until_stopped(history, log) as stopped:
+        for epoch in range(1, options.epochs + 1):
+            best = _run_epoch(options, config, model, optimiser, train_items, val_items, epoch, device, best,
+                              record_base, history, started, log)
+    stopped_after = stopped.after
     if best is None:
         raise ModelError("stopped before the first epoch finished: no checkpoint written")
     best["epochs_run"] = len(history)

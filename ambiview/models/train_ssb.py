@@ -40,7 +40,7 @@ from .ssb import ENGINE_TITLE, SsbConfig, SsbModel, bridge_sample, checkpoint_me
 from .ssb_schedule import BridgeSchedule
 from .ssb_unet import SsbUNetConfig
 from .train_probsam import deterministic
-from .trainers import TrainRequest, stop_on_sigterm
+from .trainers import TrainRequest, epochs_until_stopped
 
 DATA_ATTRIBUTION = "LIDC-IDRI (Armato et al. 2011, CC BY 3.0); crops from rCampSemp/learn-vae-noisy-label"
 
@@ -332,50 +332,46 @@ def _fit(seed: int, config: SsbConfig, tc: TrainConfig, device: torch.device, da
     best: dict = {"ged": math.inf}
     history: list[dict] = []
     fit_started = time.perf_counter()
-    stopped_after = None
-    with stop_on_sigterm():
-        try:
-            for epoch in range(1, tc.epochs + 1):
-                model.train()
-                rng = np.random.default_rng([seed, epoch])
-                gen = torch.Generator(device="cpu").manual_seed(seed * 100_003 + epoch)
-                sums: dict[str, float] = {}
-                order = rng.permutation(n)
-                for start in range(0, n, tc.batch_size):
-                    index = torch.from_numpy(order[start:start + tc.batch_size])
-                    b = len(index)
-                    scans, raters, valid = data.scans[index], data.raters[index], data.valid[index]
-                    if tc.augment:
-                        scans, raters = _augment(scans, raters, rng.integers(8, size=b))
-                    counts = valid.sum(dim=1).numpy()
-                    chosen = torch.from_numpy((rng.random(b) * counts).astype(np.int64))
-                    t = model.schedule.training_times(rng, b)
-                    cond = torch.from_numpy((rng.random(b) >= tc.cond_drop).astype(np.float32))
-                    terms = bridge_loss(model, scans.to(device), raters.to(device), valid.to(device), chosen.to(device), t,
-                                        cond.to(device), gen, tc)
-                    if not torch.isfinite(terms["loss"]):
-                        raise ModelError(f"training diverged at epoch {epoch} (loss {terms['loss'].item()}); "
-                                         f"try a lower lr option")
-                    optimizer.zero_grad(set_to_none=True)
-                    terms["loss"].backward()
-                    optimizer.step()
-                    lr_sched.step()
-                    for key, value in terms.items():
-                        sums[key] = sums.get(key, 0.0) + float(value.detach()) * b
-                record = {"epoch": epoch, **{k: round(v / n, 5) for k, v in sums.items()},
-                          "minutes": round((time.perf_counter() - fit_started) / 60, 1)}
-                if epoch % tc.val_every == 0 or epoch == tc.epochs:
-                    val, probs = validate(model, val_items, tc.val_samples, tc.val_steps, 0.0, device)
-                    record["val_ged"] = round(val, 4)
-                    record["minutes"] = round((time.perf_counter() - fit_started) / 60, 1)
-                    if val < best["ged"]:
-                        best = {"ged": val, "epoch": epoch, "probs": probs,
-                                "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
-                history.append(record)
-                log(f"epoch {epoch}: " + ", ".join(f"{k} {v}" for k, v in record.items() if k != "epoch"))
-        except KeyboardInterrupt:  # Ctrl+C or SIGTERM: keep the best validated epoch so far
-            stopped_after = len(history)
-            log(f"stopped during epoch {stopped_after + 1}; keeping the best of the {stopped_after} finished epochs")
+    with epochs_until_stopped(history, log) as stopped:
+        for epoch in range(1, tc.epochs + 1):
+            model.train()
+            rng = np.random.default_rng([seed, epoch])
+            gen = torch.Generator(device="cpu").manual_seed(seed * 100_003 + epoch)
+            sums: dict[str, float] = {}
+            order = rng.permutation(n)
+            for start in range(0, n, tc.batch_size):
+                index = torch.from_numpy(order[start:start + tc.batch_size])
+                b = len(index)
+                scans, raters, valid = data.scans[index], data.raters[index], data.valid[index]
+                if tc.augment:
+                    scans, raters = _augment(scans, raters, rng.integers(8, size=b))
+                counts = valid.sum(dim=1).numpy()
+                chosen = torch.from_numpy((rng.random(b) * counts).astype(np.int64))
+                t = model.schedule.training_times(rng, b)
+                cond = torch.from_numpy((rng.random(b) >= tc.cond_drop).astype(np.float32))
+                terms = bridge_loss(model, scans.to(device), raters.to(device), valid.to(device), chosen.to(device), t,
+                                    cond.to(device), gen, tc)
+                if not torch.isfinite(terms["loss"]):
+                    raise ModelError(f"training diverged at epoch {epoch} (loss {terms['loss'].item()}); "
+                                     f"try a lower lr option")
+                optimizer.zero_grad(set_to_none=True)
+                terms["loss"].backward()
+                optimizer.step()
+                lr_sched.step()
+                for key, value in terms.items():
+                    sums[key] = sums.get(key, 0.0) + float(value.detach()) * b
+            record = {"epoch": epoch, **{k: round(v / n, 5) for k, v in sums.items()},
+                      "minutes": round((time.perf_counter() - fit_started) / 60, 1)}
+            if epoch % tc.val_every == 0 or epoch == tc.epochs:
+                val, probs = validate(model, val_items, tc.val_samples, tc.val_steps, 0.0, device)
+                record["val_ged"] = round(val, 4)
+                record["minutes"] = round((time.perf_counter() - fit_started) / 60, 1)
+                if val < best["ged"]:
+                    best = {"ged": val, "epoch": epoch, "probs": probs,
+                            "state": {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}}
+            history.append(record)
+            log(f"epoch {epoch}: " + ", ".join(f"{k} {v}" for k, v in record.items() if k != "epoch"))
+    stopped_after = stopped.after
     if "state" not in best:
         raise ModelError("stopped before the first validation, or its GED was never finite: no epoch to keep")
 

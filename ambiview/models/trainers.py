@@ -58,3 +58,24 @@ def stop_on_sigterm() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+@dataclass
+class StopRecord:
+    """Where a training run was stopped: `after` finished epochs, or None when it ran to its end."""
+
+    after: int | None = None
+
+
+@contextmanager
+def epochs_until_stopped(history: list, log: Callable[[str], None]) -> Iterator[StopRecord]:
+    """Run an epoch loop until it ends or Ctrl+C / SIGTERM stops it; a stop is swallowed (the trainer keeps the best
+    epoch validated so far) and recorded as the number of epochs in `history` when it came."""
+    record = StopRecord()
+    with stop_on_sigterm():
+        try:
+            yield record
+        except KeyboardInterrupt:
+            record.after = len(history)
+            log(f"stopped during epoch {record.after + 1}; keeping the best of the {record.after} finished epochs")
+
