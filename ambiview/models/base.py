@@ -88,6 +88,26 @@ class Engine(ABC):
         return EngineInfo(self.name, self.title, self.checkpoint, self.digest, self.dims)
 
 
+def draw_in_batches(n: int, shape: tuple[int, ...], batch_size: int, draw: Callable[[int, int], np.ndarray],
+                    on_sample: OnSample | None = None, cancel: Cancel | None = None,
+                    first_alone: bool = True) -> np.ndarray:
+    """Hypotheses 0..n-1 as an (n, *shape) float32 array, `draw(start, k)` giving k of them at a time: the first
+    alone when `first_alone` (so it is on screen at once), then `batch_size` at a time.  `on_sample(done, batch)`
+    follows each batch; `cancel()` is asked before each, and a cancelled run returns the hypotheses drawn so far."""
+    out = np.empty((n, *shape), dtype=np.float32)
+    done = 0
+    while done < n:
+        if cancel is not None and cancel():
+            break
+        k = 1 if first_alone and done == 0 else min(batch_size, n - done)
+        probs = draw(done, k)
+        out[done:done + k] = probs
+        done += k
+        if on_sample is not None:
+            on_sample(done, probs)
+    return out[:done]
+
+
 def select_device(requested: str | torch.device | None = None) -> torch.device:
     """The device to run on: `requested` when given ("cpu", "cuda", "cuda:1", "mps"), else CUDA when present, else CPU.
 

@@ -31,6 +31,7 @@ from .base import (
     ModelPrompts,
     OnSample,
     default_precision,
+    draw_in_batches,
     file_sha256,
     is_out_of_memory,
     read_checkpoint,
@@ -448,26 +449,19 @@ class ProbSamEngine(Engine):
                 on_sample: OnSample | None, cancel: Cancel | None) -> np.ndarray:
         if state.embedding.device != self.device:
             state = state.to(self.device)
-        out = np.empty((n, *state.shape), dtype=np.float32)
         batch = self.batch_size or (4 if self.device.type == "cpu" else n)
-        done = 0
         with torch.inference_mode():
             z = self.latents(state, n, seed)
             sparse, dense = self.model.embed_prompts([prompts], state.shape)
-            while done < n:
-                if cancel is not None and cancel():
-                    break
-                k = 1 if done == 0 else min(batch, n - done)  # the first hypothesis alone: on screen at once
+
+            def draw(start: int, k: int) -> np.ndarray:
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
-                    logits = self.model.decode(state.embedding, sparse.expand(k, -1, -1), dense, z[done:done + k],
+                    logits = self.model.decode(state.embedding, sparse.expand(k, -1, -1), dense, z[start:start + k],
                                                state.shape)
-                logits = logits.float()  # probabilities from float32 logits, not bfloat16 ones
-                probs = torch.sigmoid(logits[:, 0]).float().cpu().numpy()
-                out[done:done + k] = probs
-                done += k
-                if on_sample is not None:
-                    on_sample(done, probs)
-        return out[:done]
+                # probabilities from float32 logits, not bfloat16 ones
+                return torch.sigmoid(logits[:, 0].float()).cpu().numpy()
+
+            return draw_in_batches(n, state.shape, batch, draw, on_sample, cancel)
 
 
 def _check_image(image: Any) -> np.ndarray:

@@ -26,6 +26,7 @@ from .base import (
     ModelError,
     ModelPrompts,
     OnSample,
+    draw_in_batches,
     file_sha256,
     read_checkpoint,
     select_device,
@@ -277,16 +278,9 @@ class ProbUNetEngine(Engine):
         generator = torch.Generator(device="cpu").manual_seed(int(seed))
         eps = torch.stack([torch.randn(self.model.config.latent_dim, generator=generator) for _ in range(n)])
         z = state.mu + state.sigma * eps.to(state.mu.device)
-        out = np.empty((n, *state.shape), dtype=np.float32)
-        done = 0
+
+        def draw(start: int, k: int) -> np.ndarray:
+            return torch.sigmoid(self.model.decode(state.features, z[start:start + k]))[:, 0].float().cpu().numpy()
+
         with torch.inference_mode():
-            while done < n:
-                if cancel is not None and cancel():
-                    break
-                k = min(self.batch_size, n - done)
-                probs = torch.sigmoid(self.model.decode(state.features, z[done:done + k]))[:, 0].float().cpu().numpy()
-                out[done:done + k] = probs
-                done += k
-                if on_sample is not None:
-                    on_sample(done, probs)
-        return out[:done]
+            return draw_in_batches(n, state.shape, self.batch_size, draw, on_sample, cancel, first_alone=False)

@@ -29,6 +29,7 @@ from .base import (
     ModelError,
     ModelPrompts,
     OnSample,
+    draw_in_batches,
     file_sha256,
     is_out_of_memory,
     read_checkpoint,
@@ -265,21 +266,13 @@ class UpSamEngine(Engine):
         if state.mean.device != self.device:
             state = state.to(self.device)
         eps_rank, eps_diag = self.noise(state, n, seed)
-        out = np.empty((n, *state.shape), dtype=np.float32)
-        done = 0
+
+        def draw(start: int, k: int) -> np.ndarray:
+            return hypothesis_probs(state, eps_rank[start:start + k].to(self.device),
+                                    eps_diag[start:start + k].to(self.device), self.net.config.diag_eps, self.centre)
+
         with torch.inference_mode():
-            while done < n:
-                if cancel is not None and cancel():
-                    break
-                k = 1 if done == 0 else min(self.batch_size, n - done)  # the first alone: on screen at once
-                probs = hypothesis_probs(state, eps_rank[done:done + k].to(self.device),
-                                         eps_diag[done:done + k].to(self.device), self.net.config.diag_eps,
-                                         self.centre)
-                out[done:done + k] = probs
-                done += k
-                if on_sample is not None:
-                    on_sample(done, probs)
-        return out[:done]
+            return draw_in_batches(n, state.shape, self.batch_size, draw, on_sample, cancel)
 
     def sample_per_forward(self, image: np.ndarray, n: int, seed: int) -> np.ndarray:
         """The slow reference: one full forward pass per hypothesis (for the speed benchmark); the same hypotheses."""
