@@ -35,7 +35,7 @@ from ..uncertainty.metrics import ged
 from .base import ModelError, select_device
 from .lidc import LidcItem, check_split, load_split
 from .probunet import CHECKPOINT_FORMAT, ENGINE_FAMILY, ENGINE_TITLE, ProbUNet, ProbUNetConfig
-from .trainers import epochs_until_stopped
+from .trainers import epochs_until_stopped, typed_options
 
 if TYPE_CHECKING:
     from .trainers import TrainRequest
@@ -231,14 +231,7 @@ def train_request(request: TrainRequest) -> dict:
     val_samples, augment=0|1."""
     if request.backbone:
         raise ModelError("the Probabilistic U-Net has no pretrained backbone; drop --backbone")
-    settings: dict = {}
-    for key, value in request.options.items():
-        if key not in _OPTION_TYPES:
-            raise ModelError(f"unknown probunet option {key!r} (known: {', '.join(sorted(_OPTION_TYPES))})")
-        try:
-            settings[key] = _OPTION_TYPES[key](value)
-        except ValueError:
-            raise ModelError(f"option {key}={value!r}: expected {_OPTION_TYPES[key].__name__}") from None
+    settings = typed_options(request.options, _OPTION_TYPES, "probunet")
     if "augment" in settings:
         settings["augment"] = bool(settings["augment"])
     out = Path(request.out)

@@ -61,7 +61,7 @@ from .upsam_teacher import (
     mask_box,
     start_from_prediction,
 )
-from .trainers import stop_on_sigterm
+from .trainers import stop_on_sigterm, typed_options
 
 if TYPE_CHECKING:
     from .trainers import TrainRequest
@@ -458,14 +458,7 @@ def train_request(request: TrainRequest) -> dict:
     if request.epochs is not None:
         raise ModelError("UP-SAM counts iterations, not epochs: use --option pretrain_steps=N --option "
                          "finetune_steps=N instead of --epochs")
-    settings: dict = {}
-    for key, value in request.options.items():
-        if key not in _OPTION_TYPES:
-            raise ModelError(f"unknown upsam option {key!r} (known: {', '.join(sorted(_OPTION_TYPES))})")
-        try:
-            settings[key] = _OPTION_TYPES[key](value)
-        except ValueError:
-            raise ModelError(f"option {key}={value!r}: expected {_OPTION_TYPES[key].__name__}") from None
+    settings = typed_options(request.options, _OPTION_TYPES, "upsam")
     for flag in ("semi", "teacher_check"):
         if flag in settings:
             settings[flag] = bool(settings[flag])

@@ -79,3 +79,19 @@ def epochs_until_stopped(history: list, log: Callable[[str], None]) -> Iterator[
             record.after = len(history)
             log(f"stopped during epoch {record.after + 1}; keeping the best of the {record.after} finished epochs")
 
+
+def typed_options(options: dict[str, str], types: dict[str, type], family: str) -> dict:
+    """`--option KEY=VALUE` pairs converted by `types` (KEY -> int, float or str); ModelError for an unknown key or a
+    value that does not convert, naming the family's known options."""
+    from .base import ModelError  # here: the CLI imports this module to list the trainers, without torch
+
+    settings: dict = {}
+    for key, value in options.items():
+        if key not in types:
+            raise ModelError(f"unknown {family} option {key!r} (known: {', '.join(sorted(types))})")
+        try:
+            settings[key] = types[key](value)
+        except ValueError:
+            raise ModelError(f"option {key}={value!r}: expected {types[key].__name__}") from None
+    return settings
+
