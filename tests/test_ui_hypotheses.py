@@ -11,6 +11,7 @@ import pytest
 from PySide6.QtCore import QPoint, Qt, QTimer
 from PySide6.QtWidgets import QApplication
 from ui_support import no_leaked_windows  # noqa: F401
+from volume_support import prompt_disc
 
 from ambiview.imaging.volume import Volume
 from ambiview.models.base import Engine, EngineInfo
@@ -45,12 +46,7 @@ class DiskEngine(Engine):
 
     def sample(self, state, prompts, n, seed, on_sample=None, cancel=None):
         self.threads.add(threading.get_ident())
-        if prompts.box is not None:
-            y0, x0, y1, x1 = prompts.box
-            cy, cx, radius = (y0 + y1) / 2, (x0 + x1) / 2, max(y1 - y0, x1 - x0) / 2
-        else:
-            cy, cx, _ = prompts.points[-1]
-            radius = 6.0
+        cy, cx, radius = prompt_disc(prompts)
         yy, xx = np.mgrid[:64, :64]
         out = np.zeros((n, 64, 64), np.float32)
         for k in range(n):

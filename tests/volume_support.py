@@ -22,6 +22,16 @@ ROI_DEPTH = 16
 BOX = (NODULE[0], NODULE[1] - 9, NODULE[2] - 9, NODULE[1] + 9, NODULE[2] + 9)  # z, y0, x0, y1, x1
 
 
+def prompt_disc(prompts) -> tuple[float, float, float]:
+    """(cy, cx, radius) in crop pixels that the fake engines centre their masks on: the box's centre and half its
+    longer side, else the last point with radius 6."""
+    if prompts.box is not None:
+        y0, x0, y1, x1 = prompts.box
+        return (y0 + y1) / 2, (x0 + x1) / 2, max(y1 - y0, x1 - x0) / 2
+    cy, cx, _ = prompts.points[-1]
+    return cy, cx, 6.0
+
+
 class SphereEngine(Engine):
     name, title, digest = "sphere3d", "Fake 3D spheres", "5fe3e3d00000"
     dims, crop_size, roi_depth = 3, 64, ROI_DEPTH
@@ -34,12 +44,7 @@ class SphereEngine(Engine):
 
     def sample(self, state, prompts, n, seed, on_sample=None, cancel=None):
         depth, size, _ = state
-        if prompts.box is not None:
-            y0, x0, y1, x1 = prompts.box
-            cy, cx, radius = (y0 + y1) / 2, (x0 + x1) / 2, max(y1 - y0, x1 - x0) / 2
-        else:
-            cy, cx, _ = prompts.points[-1]
-            radius = 6.0
+        cy, cx, radius = prompt_disc(prompts)
         cz = (depth - 1) // 2  # the prompt's slice (Roi.around centres the stack on it)
         zz, yy, xx = np.mgrid[:depth, :size, :size].astype(np.float32)
         out = np.zeros((n, depth, size, size), np.float32)
