@@ -124,6 +124,7 @@ class VolumeScene:
         self._pending: deque[int] = deque()
         self._count: np.ndarray | None = None
         self._shell_key: str | None = None
+        self._shell: tuple[np.ndarray, str] | None = None  # the shell's field and key for the hypotheses shown
         self.shell_actor: vtkActor | None = None
         self.current = 0
         self.others = "hidden"
@@ -192,6 +193,7 @@ class VolumeScene:
         self.geometry = geometry
         self._probs = probs
         self._count = count if count is not None else (probs >= ISO_LEVEL).sum(axis=0)
+        self._shell = None
         self._title = title
         old = {h.key: h for h in self.hypotheses}
         self.hypotheses, self._pending = [], deque()
@@ -235,7 +237,7 @@ class VolumeScene:
         self.cache.forget_prefetches()
         self.shell_actor = self._outline = self._cursor_actor = None
         self._colors = []
-        self.geometry = self._probs = self._count = self._ct_key = self._shell_key = None
+        self.geometry = self._probs = self._count = self._ct_key = self._shell_key = self._shell = None
         self._title = ""
         self._update_annotation()
 
@@ -344,10 +346,13 @@ class VolumeScene:
         return running is not None and running >= STARVED_AFTER_S
 
     def _shell_field(self) -> tuple[np.ndarray, str]:
-        """The disagreement shell's field (1 where some but not all hypotheses cover) and its key."""
-        n = self._probs.shape[0]
-        shell = ((self._count > 0) & (self._count < n)).astype(np.float32)
-        return shell, field_key(shell, self.geometry)
+        """The disagreement shell's field (1 where some but not all hypotheses cover) and its key, made once per
+        `show` (`collect` asks for it at every poll while surfaces are pending)."""
+        if self._shell is None:
+            n = self._probs.shape[0]
+            shell = ((self._count > 0) & (self._count < n)).astype(np.float32)
+            self._shell = shell, field_key(shell, self.geometry)
+        return self._shell
 
     def _extract_shell(self) -> None:
         shell, key = self._shell_field()
