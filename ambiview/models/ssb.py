@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import (  # noqa: F401 -- default_precision is also imported from here
+from .base import (
     Cancel,
     Engine,
     ModelError,
