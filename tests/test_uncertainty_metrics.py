@@ -10,7 +10,7 @@ import pytest
 
 from ambiview.uncertainty import metrics
 from ambiview.uncertainty.metrics import (collective_insight, dice_matrix, diversity, ged, hm_iou, iou_matrix, ncc,
-                                          soft_dice)
+                                          rater_sampler_ged, soft_dice)
 
 
 def row(*values) -> np.ndarray:
@@ -93,6 +93,23 @@ def test_ged_empty_masks_count_as_identical():
     assert ged(stack(EMPTY, EMPTY), stack(EMPTY)) == 0.0
     # ∅ against a non-empty mask is as far as possible
     assert ged(stack(EMPTY), stack(LEFT)) == pytest.approx(2.0)
+
+
+def test_rater_sampler_ged_by_hand():
+    # Y = {L, R, L}: distinct-pair distances 1, 0, 1, 1, 0, 1 (ordered) → δ = 4/6 = 2/3; n = 2: 2/3 · (1/2 + 1/3)
+    assert rater_sampler_ged(stack(LEFT, RIGHT, LEFT), 2) == pytest.approx(2 / 3 * (1 / 2 + 1 / 3))
+    assert rater_sampler_ged(stack(LEFT, LEFT), 16) == 0.0  # raters who agree leave nothing to miss
+    assert math.isnan(rater_sampler_ged(stack(LEFT), 16))  # one rater: δ unknown
+
+
+def test_rater_sampler_ged_is_the_mean_ged_of_samples_drawn_like_the_raters():
+    # Two equally likely modes (δ = 1/2), M = 2 raters, n = 2 samples: enumerate every draw of samples and raters.
+    modes = (LEFT, RIGHT)
+    draws = [(a, b) for a in modes for b in modes]
+    mean = np.mean([ged(stack(*s), stack(*y)) for s in draws for y in draws])
+    # the formula, with δ known (1/2) rather than estimated from one pair of raters
+    assert mean == pytest.approx(0.5 * (1 / 2 + 1 / 2))
+    assert np.mean([rater_sampler_ged(stack(*y), 2) for y in draws]) == pytest.approx(mean)
 
 
 # --- HM-IoU ---------------------------------------------------------------------------------------------------------
