@@ -8,6 +8,9 @@
   independently of the scored raters: δ(1/n + 1/M) per crop (`ambiview.uncertainty.metrics.rater_sampler_ged`).
   (Its unbiasedness is checked by enumeration in `tests/test_uncertainty_metrics.py`.)
 
+Also the raters' spread δ over distinct pairs (`rater_spread`): compare a model's diversity × n/(n − 1) with it,
+not with the `diversity` of the `ref-raters` row, whose self-pairs (1 in M) pull it down more than 16 samples' do.
+
 Mean over crops with a 95 % bootstrap interval.
 """
 from __future__ import annotations
@@ -25,13 +28,14 @@ sys.path.insert(0, str(ROOT))
 from ambiview.evaluation import resolve_split  # noqa: E402
 from ambiview.models.lidc import load_split  # noqa: E402
 from ambiview.uncertainty.bootstrap import bootstrap_ci  # noqa: E402
-from ambiview.uncertainty.metrics import ged, rater_sampler_ged  # noqa: E402
+from ambiview.uncertainty.metrics import ged, rater_sampler_ged, rater_spread  # noqa: E402
 
 
 def floors(split_dir: Path, samples: int) -> dict:
     items = load_split(split_dir)
     consensus = [ged(item.gt[None], item.raters) for item in items]
     sampler = [rater_sampler_ged(item.raters, samples) for item in items]
+    spread = [rater_spread(item.raters) for item in items]
 
     def summary(values) -> dict:
         values = np.asarray(values, dtype=float)
@@ -41,7 +45,8 @@ def floors(split_dir: Path, samples: int) -> dict:
 
     return {"split": str(split_dir), "samples": samples,
             "consensus_repeated": summary(consensus),
-            "rater_sampler": summary(sampler)}
+            "rater_sampler": summary(sampler),
+            "rater_spread_distinct_pairs": summary(spread)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,10 +61,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(f"{result['split']}: {result['consensus_repeated']['crops']} crops, n = {args.samples}")
-    for key, label in (("consensus_repeated", "consensus repeated (has seen the raters)"),
-                       ("rater_sampler", f"rater sampler, n = {args.samples} (expected)")):
+    for key, label in (("consensus_repeated", "GED, consensus repeated (has seen the raters)"),
+                       ("rater_sampler", f"GED, rater sampler, n = {args.samples} (expected)"),
+                       ("rater_spread_distinct_pairs", "raters' spread δ (1 − IoU, distinct pairs)")):
         s = result[key]
-        print(f"  {label:<44} GED {s['mean']:.3f} [{s['lo']:.3f}, {s['hi']:.3f}]  ({s['crops']} crops)")
+        print(f"  {label:<48} {s['mean']:.3f} [{s['lo']:.3f}, {s['hi']:.3f}]  ({s['crops']} crops)")
     return 0
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from ambiview.uncertainty import metrics
 from ambiview.uncertainty.metrics import (collective_insight, dice_matrix, diversity, ged, hm_iou, iou_matrix, ncc,
-                                          rater_sampler_ged, soft_dice)
+                                          rater_sampler_ged, rater_spread, soft_dice)
 
 
 def row(*values) -> np.ndarray:
@@ -97,9 +97,12 @@ def test_ged_empty_masks_count_as_identical():
 
 def test_rater_sampler_ged_by_hand():
     # Y = {L, R, L}: distinct-pair distances 1, 0, 1, 1, 0, 1 (ordered) → δ = 4/6 = 2/3; n = 2: 2/3 · (1/2 + 1/3)
+    assert rater_spread(stack(LEFT, RIGHT, LEFT)) == pytest.approx(2 / 3)
     assert rater_sampler_ged(stack(LEFT, RIGHT, LEFT), 2) == pytest.approx(2 / 3 * (1 / 2 + 1 / 3))
     assert rater_sampler_ged(stack(LEFT, LEFT), 16) == 0.0  # raters who agree leave nothing to miss
     assert math.isnan(rater_sampler_ged(stack(LEFT), 16))  # one rater: δ unknown
+    with pytest.raises(ValueError, match="at least 1"):
+        rater_sampler_ged(stack(LEFT, RIGHT), 0)
 
 
 def test_rater_sampler_ged_is_the_mean_ged_of_samples_drawn_like_the_raters():

@@ -101,21 +101,32 @@ def ged(samples, annots) -> float:
     return float(2.0 * d_sy.mean() - d_ss.mean() - d_yy.mean())
 
 
+def rater_spread(annots) -> float:
+    """δ: the raters' mean 1 − IoU over distinct pairs (self-pairs left out); NaN for fewer than 2 raters.
+
+    Compare a model's `diversity` × n/(n − 1) with it: both then leave self-pairs out, which weigh 1 in M among the
+    raters but only 1 in n among n hypotheses.
+    """
+    y = as_masks(as_stack(annots, "annots"))
+    m = y.shape[0]
+    if m < 2:
+        return math.nan
+    d_yy = 1.0 - _iou_from(*_overlaps(y, y))
+    return float(d_yy.sum() / (m * (m - 1)))  # self-pairs are 0, so the sum runs over distinct pairs
+
+
 def rater_sampler_ged(annots, n: int) -> float:
     """Expected GED of a model that draws its n hypotheses exactly as the raters draw their masks.
 
     If the raters' M masks and the model's n samples are all independent draws from one population with mean
-    pairwise distance δ (distinct draws), then E[GED] = 2δ − δ(n − 1)/n − δ(M − 1)/M = δ(1/n + 1/M); δ is estimated
-    without bias by the raters' mean distance over distinct pairs.  A model-free floor to read a model's GED against:
-    unlike the consensus repeated, this reference has not seen the annotations it is scored on.  NaN for M < 2.
+    pairwise distance δ (distinct draws), then E[GED] = 2δ − δ(n − 1)/n − δ(M − 1)/M = δ(1/n + 1/M), and
+    `rater_spread` estimates δ without bias.  A model-free floor to read a model's GED against: unlike the consensus
+    repeated, this reference has not seen the annotations it is scored on.  NaN for M < 2.
     """
-    y = as_masks(as_stack(annots, "annots"))
-    m = y.shape[0]
-    if m < 2 or n < 1:
-        return math.nan
-    d_yy = 1.0 - _iou_from(*_overlaps(y, y))
-    delta = d_yy.sum() / (m * (m - 1))  # self-pairs are 0, so the sum runs over distinct pairs
-    return float(delta * (1.0 / n + 1.0 / m))
+    if n < 1:
+        raise ValueError(f"n must be at least 1, got {n}")
+    m = as_stack(annots, "annots").shape[0]
+    return rater_spread(annots) * (1.0 / n + 1.0 / m)
 
 
 def hm_iou(samples, annots) -> float:
