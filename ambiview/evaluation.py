@@ -59,6 +59,7 @@ class EvalOptions:
     device: str | None = None
     limit: int | None = None
     n_boot: int = 2000
+    every: int = 1  # keep every k-th crop (name order), before `limit`
 
 
 @dataclass
@@ -193,9 +194,11 @@ def evaluate(options: EvalOptions, progress: Progress | None = None, engine=None
         raise EvaluationError(f"--limit must be at least 1, got {options.limit}")
     if options.n_boot < 1:
         raise EvaluationError(f"--bootstrap must be at least 1, got {options.n_boot}")
+    if options.every < 1:
+        raise EvaluationError(f"--every must be at least 1, got {options.every}")
     split_dir = resolve_split(options.data, options.split)
     try:
-        items = load_split(split_dir, options.limit)
+        items = load_split(split_dir, options.limit if options.every == 1 else None)
     except Exception as exc:  # LidcDataError names the file
         raise EvaluationError(str(exc)) from exc
 
@@ -205,7 +208,10 @@ def evaluate(options: EvalOptions, progress: Progress | None = None, engine=None
     if getattr(engine, "dims", 2) == 3:  # volumes: one item per nodule stack (evaluation3d.py)
         from .evaluation3d import evaluate_stacks
 
+        if options.every != 1:
+            raise EvaluationError("--every keeps single crops: 3D engines are scored per nodule stack, use --limit")
         return evaluate_stacks(options, engine, items, split_dir, progress)
+    items = items[::options.every][:options.limit]
     started = time.perf_counter()
     rows = []
     fallbacks = 0
@@ -239,6 +245,7 @@ def evaluate(options: EvalOptions, progress: Progress | None = None, engine=None
         "prompt_fallbacks": fallbacks,
         "data": str(split_dir.resolve()),
         "n_items": len(rows),
+        "every": options.every,
         "bootstrap": options.n_boot,
         "threshold": 0.5,
         "seconds": round(seconds, 2),

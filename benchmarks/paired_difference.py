@@ -21,7 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 from ambiview.uncertainty.bootstrap import bootstrap_ci  # noqa: E402
 
-PROTOCOL_KEYS = ("samples", "seed", "prompt", "n_items", "threshold")
+PROTOCOL_KEYS = ("samples", "seed", "prompt", "n_items", "threshold", "every")
+PROTOCOL_DEFAULTS = {"every": 1}  # runs written before the key existed
 
 
 def load_run(path: Path, model: str | None) -> dict:
@@ -42,8 +43,9 @@ def load_run(path: Path, model: str | None) -> dict:
 def paired_difference(a: dict, b: dict, metric: str, n_boot: int = 10_000) -> dict:
     """Mean of (a − b) over the crops both runs scored, with its bootstrap interval and the crops' count."""
     for key in PROTOCOL_KEYS:
-        if a["protocol"].get(key) != b["protocol"].get(key):
-            raise SystemExit(f"the runs differ in {key}: {a['protocol'].get(key)!r} vs {b['protocol'].get(key)!r}")
+        value_a, value_b = (run["protocol"].get(key, PROTOCOL_DEFAULTS.get(key)) for run in (a, b))
+        if value_a != value_b:
+            raise SystemExit(f"the runs differ in {key}: {value_a!r} vs {value_b!r}")
     values_b = {item["name"]: item[metric] for item in b["items"]}
     diffs = [item[metric] - values_b[item["name"]] for item in a["items"] if item["name"] in values_b]
     mean, lo, hi = bootstrap_ci(np.array(diffs, dtype=float), n_boot=n_boot, seed=0)

@@ -100,6 +100,16 @@ def test_engine_path_is_seeded(tmp_path):
     assert first.protocol["prompt"] == "gt" and first.protocol["samples"] == 4
 
 
+def test_every_keeps_every_kth_crop_before_the_limit(tmp_path):
+    split = write_split(tmp_path / "s", count=5)
+    names = [row["name"] for row in _eval("ref-consensus", split).items]
+    assert [row["name"] for row in _eval("ref-consensus", split, every=2).items] == names[::2]
+    kept = _eval("ref-consensus", split, every=2, limit=2)
+    assert [row["name"] for row in kept.items] == names[:4:2] and kept.protocol["every"] == 2
+    with pytest.raises(EvaluationError, match="--every"):
+        _eval("ref-consensus", split, every=0)
+
+
 def test_folder_checks(tmp_path):
     root = tmp_path / "root"
     write_split(root / "validate", count=2)

@@ -19,6 +19,7 @@ from ambiview.models.probsam import (
     free_bits_kl,
     kl_diag_gaussians,
     point_to_model,
+    save_with_temperature,
     training_loss,
 )
 from ambiview.models.registry import list_engines, load_engine
@@ -213,6 +214,23 @@ def test_smoke_training_writes_a_loadable_delta_checkpoint(smoke_checkpoint):
     assert probs.shape == (3, 64, 64) and probs.dtype == np.float32
 
 
+def test_sampling_temperature_scales_the_prior_spread_and_travels_with_the_checkpoint(smoke_checkpoint, tmp_path):
+    engine = load_engine(str(smoke_checkpoint), device="cpu")
+    assert engine.temperature == 1.0  # the paper's sampling
+    state = engine.prepare(np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32))
+    at_one = engine.latents(state, 4, seed=0)
+    engine.temperature = 2.0
+    assert torch.allclose(engine.latents(state, 4, seed=0) - state.prior_mu, 2.0 * (at_one - state.prior_mu))
+    warmer = tmp_path / "warmer.safetensors"
+    save_with_temperature(smoke_checkpoint, warmer, 1.5, "chosen by hand")
+    reloaded = load_engine(str(warmer), device="cpu")
+    assert reloaded.temperature == 1.5 and reloaded.metadata["temperature_chosen"] == "chosen by hand"
+    with safe_open(str(smoke_checkpoint), "pt") as a, safe_open(str(warmer), "pt") as b:
+        assert all(torch.equal(a.get_tensor(key), b.get_tensor(key)) for key in a.keys())
+    with pytest.raises(ModelError, match="temperature must be > 0"):
+        save_with_temperature(smoke_checkpoint, tmp_path / "cold.safetensors", 0.0, "")
+
+
 def test_training_is_deterministic(smoke_checkpoint, lidc_dir, tmp_path):
     again = tmp_path / "again.safetensors"
     assert cli_main(["train", "probsam", "--data", str(lidc_dir), "--out", str(again), "--epochs", "1", "--limit",
@@ -269,6 +287,9 @@ def test_train_command_reports_bad_input(lidc_dir, tmp_path, capsys):
     assert cli_main(["train", "probsam", "--data", str(lidc_dir), "--out", str(tmp_path / "x.safetensors"),
                      "--option", "warp=9"]) == 2
     assert "unknown option 'warp'" in capsys.readouterr().err
+    assert cli_main(["train", "probsam", "--data", str(lidc_dir), "--out", str(tmp_path / "x.safetensors"),
+                     "--option", "temperature=-1"]) == 2
+    assert "temperature must be > 0" in capsys.readouterr().err
     assert not (tmp_path / "x.safetensors").exists()
 
 

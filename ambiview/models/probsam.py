@@ -77,6 +77,10 @@ class ProbSamConfig:
     val_every: int = 2
     val_samples: int = 16
     crop_size: int = 64
+    # Sampling temperature: hypotheses draw z = mu + temperature * sigma * eps from the prior (ours; 1 = the paper).
+    # Above 1 the hypotheses spread more along the directions the model learned; chosen on training crops
+    # (benchmarks/probsam_temperature.py), not by the trainer.
+    temperature: float = 1.0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -289,6 +293,17 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], metadata: dict
     write_bytes_atomic(Path(path), save(tensors, metadata={k: str(v) for k, v in metadata.items()}))
 
 
+def save_with_temperature(path: Path, out: Path, temperature: float, note: str) -> None:
+    """Copy a checkpoint with another sampling temperature in its configuration; the tensors are unchanged and
+    `note` (how the temperature was chosen) is stored as the metadata `temperature_chosen`."""
+    if not temperature > 0:
+        raise ModelError(f"temperature must be > 0, got {temperature}")
+    tensors, meta = read_checkpoint(path, CHECKPOINT_FORMAT, "a Probabilistic SAM checkpoint")
+    config = ProbSamConfig.from_json(meta.get("config", "{}"))
+    config.temperature = float(temperature)
+    save_checkpoint(out, tensors, {**meta, "config": config.to_json(), "temperature_chosen": note})
+
+
 def load_model(path: Path, backbone_spec: str | None = None) -> tuple[ProbSam, dict[str, str]]:
     """Build the pretrained backbone named in the checkpoint (or `backbone_spec`), add the checkpoint; on the CPU."""
     tensors, meta = read_checkpoint(path, CHECKPOINT_FORMAT, "a Probabilistic SAM checkpoint")
@@ -349,6 +364,7 @@ class ProbSamEngine(Engine):
     # "bfloat16": the mask decoder under bfloat16 autocast (set from the device by `default_precision`: CPUs with
     # native bfloat16 units); the encoder, and so the cached embedding, stays float32
     precision: str = ""
+    temperature: float = 1.0  # scale of the prior's sigma when sampling (ProbSamConfig.temperature)
     dims: int = 2
     accepts: frozenset[str] = frozenset({"box", "point"})
     default_samples: int = 16
@@ -367,7 +383,7 @@ class ProbSamEngine(Engine):
         config = ProbSamConfig.from_json(meta.get("config", "{}"))
         return cls(model=model, name=path.stem, title=meta.get("title", "Probabilistic SAM"), checkpoint=path,
                    digest=short_digest(file_sha256(path)), device=select_device(device), metadata=meta,
-                   cache=EmbeddingCache(), crop_size=config.crop_size)
+                   cache=EmbeddingCache(), crop_size=config.crop_size, temperature=config.temperature)
 
     def _move(self, device: torch.device) -> None:
         self.device = torch.device(device)
@@ -439,11 +455,12 @@ class ProbSamEngine(Engine):
             return self._sample(state, prompts, n, seed, on_sample, cancel)
 
     def latents(self, state: ProbSamState, n: int, seed: int) -> torch.Tensor:
-        """n prior samples (n, latent); drawn one by one on the CPU so hypothesis i does not depend on n or device."""
+        """n prior samples (n, latent) at the engine's temperature; drawn one by one on the CPU so hypothesis i does
+        not depend on n or device."""
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         eps = torch.stack([torch.randn(self.model.latent_dim, generator=gen) for _ in range(n)])
         eps = eps.to(state.prior_mu.device)
-        return state.prior_mu + torch.exp(state.prior_log_sigma) * eps
+        return state.prior_mu + self.temperature * torch.exp(state.prior_log_sigma) * eps
 
     def _sample(self, state: ProbSamState, prompts: ModelPrompts, n: int, seed: int,
                 on_sample: OnSample | None, cancel: Cancel | None) -> np.ndarray:

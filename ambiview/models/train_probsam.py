@@ -144,6 +144,8 @@ def _config(request: TrainRequest) -> ProbSamConfig:
         raise ModelError(f"lr_new must be >= 0 (0: the same as lr), got {config.lr_new}")
     if not config.free_bits >= 0:
         raise ModelError(f"free_bits must be >= 0 nats, got {config.free_bits}")
+    if not config.temperature > 0:
+        raise ModelError(f"temperature must be > 0, got {config.temperature}")
     return config
 
 
@@ -212,7 +214,7 @@ def _fit(request: TrainRequest, config: ProbSamConfig, device: torch.device, bac
     new_ids = {id(p) for p in new}
     rest = [p for p in model.parameters() if id(p) not in new_ids]
     optimizer = torch.optim.Adam([{"params": rest}, {"params": new, "lr": config.lr_new or config.lr}], lr=config.lr)
-    engine = ProbSamEngine(model=model, name="validation", device=device)
+    engine = ProbSamEngine(model=model, name="validation", device=device, temperature=config.temperature)
     history: list[dict] = []
     best: dict = {"ged": math.inf}
     steps_total = config.epochs * len(train_items)

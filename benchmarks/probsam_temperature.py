@@ -1,0 +1,86 @@
+"""Probabilistic SAM's sampling temperature: GED, HM-IoU and spread against the scale of the prior's sigma.
+
+Runs the `ambiview-cli eval` protocol (ambiview.evaluation) once per temperature on the same crops with the same
+seeds, so the rows differ only in the temperature (hypothesis i draws z = mu + T * sigma * eps_i with the same eps_i).
+Choose the temperature on `train`, report on `validate`.  `--every K` keeps every K-th crop (name order).
+
+    .venv/bin/python benchmarks/probsam_temperature.py --split train --every 5 --temperatures 1,1.15,1.3,1.5 \
+        [--checkpoint models/probsam-litemedsam.safetensors] [--json OUT] [--save OUT.safetensors]
+
+`--save` writes a copy of the checkpoint whose stored temperature is the sweep's lowest-GED one (tensors unchanged;
+the metadata `temperature_chosen` records the split and the GEDs).
+
+`spread` is the hypotheses' diversity over distinct pairs (diversity × n/(n − 1)), to compare with the raters' δ
+printed by `benchmarks/ged_floor.py`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ambiview.evaluation import EvalOptions, evaluate  # noqa: E402
+from ambiview.models.probsam import ProbSamEngine, save_with_temperature  # noqa: E402
+from ambiview.paths import shared_data_dir  # noqa: E402
+
+
+def sweep(engine: ProbSamEngine, options: EvalOptions, temperatures: list[float], log=print) -> list[dict]:
+    rows = []
+    for temperature in temperatures:
+        engine.temperature = temperature
+        report = evaluate(options, engine=engine)
+        agg = report.aggregate
+        spread = agg["diversity"]["mean"] * options.samples / max(1, options.samples - 1)
+        rows.append({"temperature": temperature, "aggregate": agg, "spread": spread,
+                     "seconds": report.protocol["seconds"], "crops": report.protocol["n_items"]})
+        log(f"T {temperature:4.2f}: GED {agg['ged']['mean']:.4f} [{agg['ged']['lo']:.4f}, {agg['ged']['hi']:.4f}]  "
+            f"HM-IoU {agg['hm_iou']['mean']:.4f}  diversity {agg['diversity']['mean']:.4f}  spread {spread:.4f}  "
+            f"({report.protocol['n_items']} crops, {report.protocol['seconds']:.0f} s)")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", type=Path, default=ROOT / "models" / "probsam-litemedsam.safetensors")
+    parser.add_argument("--data", type=Path, default=None, help="lidc-crops64 root (default: the shared data)")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--temperatures", default="1,1.15,1.3,1.5", help="comma-separated, each > 0")
+    parser.add_argument("--every", type=int, default=1, help="keep every K-th crop (name order)")
+    parser.add_argument("--samples", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--save", type=Path, default=None, help="copy of the checkpoint at the lowest-GED temperature")
+    args = parser.parse_args(argv)
+    try:
+        temperatures = [float(t) for t in args.temperatures.split(",") if t.strip()]
+    except ValueError:
+        parser.error(f"--temperatures: not a list of numbers: {args.temperatures!r}")
+    if not temperatures or min(temperatures) <= 0:
+        parser.error("--temperatures: give one or more numbers > 0")
+    data = args.data or shared_data_dir() / "lidc-crops64"
+    engine = ProbSamEngine.from_checkpoint(args.checkpoint, device=args.device)
+    print(f"{args.checkpoint.name} ({engine.digest}, stored temperature {engine.temperature}), "
+          f"{args.split} every {args.every}, {args.samples} samples, seed {args.seed}")
+    options = EvalOptions(model=engine.name, data=data, split=args.split, samples=args.samples, seed=args.seed,
+                          device=args.device, every=args.every)
+    rows = sweep(engine, options, temperatures)
+    if args.json:
+        args.json.write_text(json.dumps({"checkpoint": str(args.checkpoint), "digest": engine.digest,
+                                         "split": args.split, "every": args.every, "rows": rows}, indent=2))
+    if args.save:
+        best = min(rows, key=lambda row: row["aggregate"]["ged"]["mean"])
+        geds = ", ".join(f"T {row['temperature']:g}: {row['aggregate']['ged']['mean']:.4f}" for row in rows)
+        note = (f"lowest mean GED on {args.split} (every {args.every}, {best['crops']} crops, {args.samples} samples, "
+                f"seed {args.seed}) by benchmarks/probsam_temperature.py: {geds}")
+        save_with_temperature(args.checkpoint, args.save, best["temperature"], note)
+        print(f"wrote {args.save} with temperature {best['temperature']:g}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
