@@ -8,8 +8,10 @@
   independently of the scored raters: δ(1/n + 1/M) per crop (`ambiview.uncertainty.metrics.rater_sampler_ged`).
   (Its unbiasedness is checked by enumeration in `tests/test_uncertainty_metrics.py`.)
 
-Also the raters' spread δ over distinct pairs (`rater_spread`): compare a model's diversity × n/(n − 1) with it,
-not with the `diversity` of the `ref-raters` row, whose self-pairs (1 in M) pull it down more than 16 samples' do.
+Also the raters' spread δ over distinct pairs (`rater_spread`), to compare with a model's `diversity` (distinct
+pairs too; the `ref-raters` row's diversity is lower, its copies of one rater being pairs at distance 0), and GED's
+last term E d(Y, Y′) (all pairs, self-pairs included), which with a model's GED and diversity gives its first term,
+how far a hypothesis lies from a rater: E d(S, Y) = (GED + diversity (n − 1)/n + E d(Y, Y′)) / 2.
 
 Mean over crops with a 95 % bootstrap interval.
 """
@@ -28,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from ambiview.evaluation import resolve_split  # noqa: E402
 from ambiview.models.lidc import load_split  # noqa: E402
 from ambiview.uncertainty.bootstrap import bootstrap_ci  # noqa: E402
-from ambiview.uncertainty.metrics import ged, rater_sampler_ged, rater_spread  # noqa: E402
+from ambiview.uncertainty.metrics import ged, iou_matrix, rater_sampler_ged, rater_spread  # noqa: E402
 
 
 def floors(split_dir: Path, samples: int) -> dict:
@@ -36,6 +38,8 @@ def floors(split_dir: Path, samples: int) -> dict:
     consensus = [ged(item.gt[None], item.raters) for item in items]
     sampler = [rater_sampler_ged(item.raters, samples) for item in items]
     spread = [rater_spread(item.raters) for item in items]
+    # GED's last term, E d(Y, Y′) over all pairs with self-pairs: what splits a model's GED into its two other terms
+    rater_term = [float((1.0 - iou_matrix(item.raters, item.raters)).mean()) for item in items]
 
     def summary(values) -> dict:
         values = np.asarray(values, dtype=float)
@@ -46,7 +50,8 @@ def floors(split_dir: Path, samples: int) -> dict:
     return {"split": str(split_dir), "samples": samples,
             "consensus_repeated": summary(consensus),
             "rater_sampler": summary(sampler),
-            "rater_spread_distinct_pairs": summary(spread)}
+            "rater_spread_distinct_pairs": summary(spread),
+            "rater_term_all_pairs": summary(rater_term)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{result['split']}: {result['consensus_repeated']['crops']} crops, n = {args.samples}")
     for key, label in (("consensus_repeated", "GED, consensus repeated (has seen the raters)"),
                        ("rater_sampler", f"GED, rater sampler, n = {args.samples} (expected)"),
-                       ("rater_spread_distinct_pairs", "raters' spread δ (1 − IoU, distinct pairs)")):
+                       ("rater_spread_distinct_pairs", "raters' spread δ (1 − IoU, distinct pairs)"),
+                       ("rater_term_all_pairs", "E d(Y, Y′) (all pairs, GED's last term)")):
         s = result[key]
         print(f"  {label:<48} {s['mean']:.3f} [{s['lo']:.3f}, {s['hi']:.3f}]  ({s['crops']} crops)")
     return 0

@@ -10,8 +10,7 @@ Choose the temperature on `train`, report on `validate`.  `--every K` keeps ever
 `--save` writes a copy of the checkpoint whose stored temperature is the sweep's lowest-GED one (tensors unchanged;
 the metadata `temperature_chosen` records the split and the GEDs).
 
-`spread` is the hypotheses' diversity over distinct pairs (diversity × n/(n − 1)), to compare with the raters' δ
-printed by `benchmarks/ged_floor.py`.
+Compare the diversity (distinct pairs) with the raters' spread δ printed by `benchmarks/ged_floor.py`.
 """
 from __future__ import annotations
 
@@ -34,11 +33,10 @@ def sweep(engine: ProbSamEngine, options: EvalOptions, temperatures: list[float]
         engine.temperature = temperature
         report = evaluate(options, engine=engine)
         agg = report.aggregate
-        spread = agg["diversity"]["mean"] * options.samples / max(1, options.samples - 1)
-        rows.append({"temperature": temperature, "aggregate": agg, "spread": spread,
+        rows.append({"temperature": temperature, "aggregate": agg,
                      "seconds": report.protocol["seconds"], "crops": report.protocol["n_items"]})
         log(f"T {temperature:4.2f}: GED {agg['ged']['mean']:.4f} [{agg['ged']['lo']:.4f}, {agg['ged']['hi']:.4f}]  "
-            f"HM-IoU {agg['hm_iou']['mean']:.4f}  diversity {agg['diversity']['mean']:.4f}  spread {spread:.4f}  "
+            f"HM-IoU {agg['hm_iou']['mean']:.4f}  diversity {agg['diversity']['mean']:.4f}  "
             f"({report.protocol['n_items']} crops, {report.protocol['seconds']:.0f} s)")
     return rows
 
@@ -48,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", type=Path, default=ROOT / "models" / "probsam-litemedsam.safetensors")
     parser.add_argument("--data", type=Path, default=None, help="lidc-crops64 root (default: the shared data)")
     parser.add_argument("--split", default="train")
-    parser.add_argument("--temperatures", default="1,1.15,1.3,1.5", help="comma-separated, each > 0")
+    parser.add_argument("--temperatures", default="1,1.15,1.3,1.5", help="comma-separated, each >= 0")
     parser.add_argument("--every", type=int, default=1, help="keep every K-th crop (name order)")
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
@@ -60,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         temperatures = [float(t) for t in args.temperatures.split(",") if t.strip()]
     except ValueError:
         parser.error(f"--temperatures: not a list of numbers: {args.temperatures!r}")
-    if not temperatures or min(temperatures) <= 0:
-        parser.error("--temperatures: give one or more numbers > 0")
+    if not temperatures or min(temperatures) < 0:
+        parser.error("--temperatures: give one or more numbers >= 0 (0: every hypothesis is the prior's mean)")
     data = args.data or shared_data_dir() / "lidc-crops64"
     engine = ProbSamEngine.from_checkpoint(args.checkpoint, device=args.device)
     print(f"{args.checkpoint.name} ({engine.digest}, stored temperature {engine.temperature}), "
@@ -74,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
                                          "split": args.split, "every": args.every, "rows": rows}, indent=2))
     if args.save:
         best = min(rows, key=lambda row: row["aggregate"]["ged"]["mean"])
+        if best["temperature"] <= 0:
+            print("not saved: temperature 0 (one mask repeated) had the lowest GED", file=sys.stderr)
+            return 1
         geds = ", ".join(f"T {row['temperature']:g}: {row['aggregate']['ged']['mean']:.4f}" for row in rows)
         note = (f"lowest mean GED on {args.split} (every {args.every}, {best['crops']} crops, {args.samples} samples, "
                 f"seed {args.seed}) by benchmarks/probsam_temperature.py: {geds}")

@@ -104,8 +104,8 @@ def ged(samples, annots) -> float:
 def rater_spread(annots) -> float:
     """δ: the raters' mean 1 − IoU over distinct pairs (self-pairs left out); NaN for fewer than 2 raters.
 
-    Compare a model's `diversity` × n/(n − 1) with it: both then leave self-pairs out, which weigh 1 in M among the
-    raters but only 1 in n among n hypotheses.
+    A model's `diversity` is over distinct pairs too, so the two compare directly (the `ref-raters` row's diversity
+    is lower: its copies of one rater are distinct pairs at distance 0).
     """
     y = as_masks(as_stack(annots, "annots"))
     m = y.shape[0]
