@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from ambiview.evaluation import EvalOptions, evaluate  # noqa: E402
+from ambiview.evaluation import EvalOptions, evaluate, text_row  # noqa: E402
 from ambiview.models.probsam import ProbSamEngine, save_with_temperature  # noqa: E402
 from ambiview.paths import shared_data_dir  # noqa: E402
 
@@ -35,9 +35,7 @@ def sweep(engine: ProbSamEngine, options: EvalOptions, temperatures: list[float]
         agg = report.aggregate
         rows.append({"temperature": temperature, "aggregate": agg,
                      "seconds": report.protocol["seconds"], "crops": report.protocol["n_items"]})
-        log(f"T {temperature:4.2f}: GED {agg['ged']['mean']:.4f} [{agg['ged']['lo']:.4f}, {agg['ged']['hi']:.4f}]  "
-            f"HM-IoU {agg['hm_iou']['mean']:.4f}  diversity {agg['diversity']['mean']:.4f}  "
-            f"({report.protocol['n_items']} crops, {report.protocol['seconds']:.0f} s)")
+        log(f"T {temperature:4.2f}: {text_row(report)}  ({report.protocol['seconds']:.0f} s)")
     return rows
 
 
