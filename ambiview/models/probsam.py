@@ -78,8 +78,8 @@ class ProbSamConfig:
     val_samples: int = 16
     crop_size: int = 64
     # Sampling temperature: hypotheses draw z = mu + temperature * sigma * eps from the prior (ours; 1 = the paper).
-    # Above 1 the hypotheses spread more along the directions the model learned; chosen on training crops
-    # (benchmarks/probsam_temperature.py), not by the trainer.
+    # Above 1 the hypotheses spread more along the directions the model learned (swept by
+    # benchmarks/probsam_temperature.py; the shipped checkpoint keeps 1, its card says why).
     temperature: float = 1.0
 
     def to_json(self) -> str:
