@@ -218,9 +218,11 @@ def test_sampling_temperature_scales_the_prior_spread_and_travels_with_the_check
     engine = load_engine(str(smoke_checkpoint), device="cpu")
     assert engine.temperature == 1.0  # the paper's sampling
     state = engine.prepare(np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32))
-    at_one = engine.latents(state, 4, seed=0)
+    box = ModelPrompts(box=(20, 20, 40, 40))
+    mu, _ = engine.prior(state, box)
+    at_one = engine.latents(state, box, 4, seed=0)
     engine.temperature = 2.0
-    assert torch.allclose(engine.latents(state, 4, seed=0) - state.prior_mu, 2.0 * (at_one - state.prior_mu))
+    assert torch.allclose(engine.latents(state, box, 4, seed=0) - mu, 2.0 * (at_one - mu))
     warmer = tmp_path / "warmer.safetensors"
     save_with_temperature(smoke_checkpoint, warmer, 1.5, "chosen by hand")
     reloaded = load_engine(str(warmer), device="cpu")
@@ -254,6 +256,60 @@ def test_training_with_z_in_the_dense_embedding_and_free_bits_round_trips(lidc_d
     assert engine.sample(state, ModelPrompts(box=(20, 20, 40, 40)), n=2, seed=0).shape == (2, 64, 64)
     assert cli_main(["train", "probsam", "--data", str(lidc_dir), "--out", str(out), "--epochs", "1", "--limit", "2",
                      "--backbone", "tiny-random", "--option", "z_inject=nowhere"]) == 2
+
+
+def test_prompted_prior_on_the_embedding_depends_on_the_prompt_and_round_trips(lidc_dir, tmp_path):
+    out = tmp_path / "prompted.safetensors"
+    assert cli_main(["train", "probsam", "--data", str(lidc_dir), "--out", str(out), "--epochs", "1", "--limit", "2",
+                     "--backbone", "tiny-random", "--seed", "1", "--option", "latent_input=embedding+prompt",
+                     "--option", "val_samples=2"]) == 0
+    engine = load_engine(str(out), device="cpu")
+    assert engine.model.latent_input == "embedding+prompt"
+    state = engine.prepare(np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32))
+    small, large = ModelPrompts(box=(28, 28, 34, 34)), ModelPrompts(box=(8, 8, 56, 56))
+    assert not torch.allclose(engine.prior(state, small)[0], engine.prior(state, large)[0])
+    point = ModelPrompts(points=[(30.0, 30.0, True)])
+    assert engine.sample(state, point, n=2, seed=0).shape == (2, 64, 64)
+    assert cli_main(["train", "probsam", "--data", str(lidc_dir), "--out", str(out), "--epochs", "1", "--limit", "2",
+                     "--backbone", "tiny-random", "--option", "latent_input=pixels"]) == 2
+
+
+def test_prompt_map_fills_the_box_and_marks_points():
+    from ambiview.models.probsam import prompt_map
+
+    box = prompt_map(ModelPrompts(box=(2, 3, 4, 6)), (8, 8))[0, 0]
+    assert box.sum() == 3 * 4 and box[2, 3] == 1 and box[4, 6] == 1 and box[1, 3] == 0
+    points = prompt_map(ModelPrompts(points=[(0.0, 0.0, True), (5.0, 5.0, False)]), (8, 8))[0, 0]
+    assert points.sum() == 4 - 9 and points[0, 0] == 1 and points[6, 6] == -1 and points[7, 7] == 0
+
+
+def test_weight_average_follows_the_weights_with_a_warm_start():
+    from ambiview.models.train_probsam import WeightAverage
+
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    average = WeightAverage(model, decay=0.9)
+    with torch.no_grad():
+        model.weight.fill_(10.0)
+    average.update(model, step=1)  # warm start: decay min(0.9, 2/11)
+    assert average.state()["weight"].item() == pytest.approx(10.0 * (1 - 2 / 11))
+    for step in range(2, 200):
+        average.update(model, step)
+    assert average.state()["weight"].item() == pytest.approx(10.0, abs=1e-4)
+    assert model.weight.item() == 10.0  # the average never writes into the model
+
+
+def test_training_with_a_weight_average_keeps_the_average(lidc_dir, tmp_path):
+    plain, averaged = tmp_path / "plain.safetensors", tmp_path / "averaged.safetensors"
+    common = ["train", "probsam", "--data", str(lidc_dir), "--epochs", "1", "--limit", "2", "--backbone",
+              "tiny-random", "--seed", "2", "--option", "val_samples=2"]
+    assert cli_main(common + ["--out", str(plain)]) == 0
+    assert cli_main(common + ["--out", str(averaged), "--option", "ema=0.5"]) == 0
+    with safe_open(str(plain), "pt") as a, safe_open(str(averaged), "pt") as b:
+        assert sorted(a.keys()) == sorted(b.keys())
+        assert any(not torch.equal(a.get_tensor(k), b.get_tensor(k)) for k in a.keys())
+    assert cli_main(common + ["--out", str(averaged), "--option", "ema=1"]) == 2
 
 
 def test_a_stopped_training_keeps_its_best_validated_epoch(lidc_dir, tmp_path, monkeypatch):

@@ -9,7 +9,9 @@ Ours (see models/probsam-litemedsam.md): the training box can come from the cons
 rater's mask (`box_source`); the prior/posterior see the 64x64 crop min-max scaled to [0, 1] (one channel, not the
 upsampled 3-channel copy); logits are averaged down to the crop grid (4x4 cells for 256 -> 64) and the loss is taken
 there; point prompts are accepted (trained by replacing the box by 1-3 points on a fraction of the steps); sampling
-runs the encoder once and decodes all hypotheses from one embedding, in batches.
+runs the encoder once and decodes all hypotheses from one embedding, in batches.  Options of ProbSamConfig, off by
+default: z also into the dense embedding (`z_inject`), free bits, a learning rate of its own for the new nets, a
+sampling temperature, and prior/posterior nets on the encoder's embedding and the prompt (`latent_input`).
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 
 ENGINE_FAMILY = "probsam"
 CHECKPOINT_FORMAT = "ambiview-probsam/1"
+LATENT_INPUTS = ("image", "embedding+prompt")
 Z_INJECT = ("tokens", "tokens+dense")
 DELTA = "delta."  # trained minus pretrained backbone tensor (prompt encoder, mask decoder)
 NEW = "net."  # networks that do not exist in the backbone (prior, posterior, z projection)
@@ -77,10 +80,19 @@ class ProbSamConfig:
     val_every: int = 2
     val_samples: int = 16
     crop_size: int = 64
+    # Exponential moving average of the trained weights (ours; 0 = off, the paper): validation, selection and the
+    # checkpoint use the average, which smooths the batch-1 updates' step-to-step noise.  Early steps use
+    # min(ema, (1 + step) / (10 + step)) so the average is not dominated by the untrained start.
+    ema: float = 0.0
     # Sampling temperature: hypotheses draw z = mu + temperature * sigma * eps from the prior (ours; 1 = the paper).
     # Above 1 the hypotheses spread more along the directions the model learned (swept by
     # benchmarks/probsam_temperature.py; the shipped checkpoint keeps 1, its card says why).
     temperature: float = 1.0
+    # What the prior and posterior nets see: "image" = the 64x64 crop min-max scaled (the authors' code: two 3x3 convs,
+    # so 5x5 pixels, then a global average); "embedding+prompt" = the frozen encoder's embedding, a map of the prompt
+    # (the box filled, or the points) and, for the posterior, the rater's mask, through two stride-2 convs, so that
+    # the prior knows which object was asked for and how it looks (ours; the prior is then conditioned on the prompt).
+    latent_input: str = "image"
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -113,21 +125,63 @@ class LatentEncoder(nn.Module):
         return self.mu(h), torch.clamp(self.log_sigma(h), -5.0, 5.0)
 
 
+class PromptedLatentEncoder(nn.Module):
+    """On the encoder's embedding (C, h, w) + extra maps on the same grid: 1x1 conv -> 64, two 3x3 stride-2 convs,
+    global average, linear heads for mu and log-sigma (clamped to [-5, 5] as in the paper's nets)."""
+
+    def __init__(self, embed_dim: int, extra_channels: int, latent_dim: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(embed_dim + extra_channels, 64, 1), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.mu = nn.Linear(64, latent_dim)
+        self.log_sigma = nn.Linear(64, latent_dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.features(x)
+        return self.mu(h), torch.clamp(self.log_sigma(h), -5.0, 5.0)
+
+
+def prompt_map(prompts: ModelPrompts, crop_hw: tuple[int, int]) -> torch.Tensor:
+    """(1, 1, H, W) map of a prompt on the crop grid: 1 inside the box; +1 / -1 on the 3x3 pixels around each
+    positive / negative point."""
+    h, w = crop_hw
+    out = torch.zeros(1, 1, h, w)
+    if prompts.box is not None:
+        y0, x0, y1, x1 = (int(round(float(v))) for v in prompts.box)
+        out[..., max(0, y0):y1 + 1, max(0, x0):x1 + 1] = 1.0
+    for y, x, positive in prompts.points or []:
+        yi, xi = int(round(float(y))), int(round(float(x)))
+        out[..., max(0, yi - 1):yi + 2, max(0, xi - 1):xi + 2] = 1.0 if positive else -1.0
+    return out
+
+
 class ProbSam(nn.Module):
     """The trainable part (prompt encoder, mask decoder, prior, posterior, z projection) around a frozen encoder.
 
     The backbone's image encoder is held but not registered, so `state_dict()` holds only trainable tensors.
     """
 
-    def __init__(self, backbone: Backbone, latent_dim: int = 6, z_inject: str = "tokens") -> None:
+    def __init__(self, backbone: Backbone, latent_dim: int = 6, z_inject: str = "tokens",
+                 latent_input: str = "image") -> None:
         super().__init__()
         self.backbone = backbone  # a plain dataclass: its encoder is not a submodule
         self.prompt_encoder = backbone.prompt_encoder
         self.mask_decoder = backbone.mask_decoder
         dim = backbone.embed_dim
         self.latent_dim = latent_dim
-        self.prior = LatentEncoder(1, latent_dim)
-        self.posterior = LatentEncoder(2, latent_dim)
+        if latent_input not in LATENT_INPUTS:
+            raise ModelError(f"latent_input must be one of {', '.join(LATENT_INPUTS)}, got {latent_input!r}")
+        self.latent_input = latent_input
+        if latent_input == "image":
+            self.prior = LatentEncoder(1, latent_dim)
+            self.posterior = LatentEncoder(2, latent_dim)
+        else:
+            self.prior = PromptedLatentEncoder(dim, 1, latent_dim)
+            self.posterior = PromptedLatentEncoder(dim, 2, latent_dim)
         self.z_proj = nn.Sequential(nn.Linear(latent_dim, 256), nn.ReLU(), nn.Linear(256, dim))
         if z_inject not in Z_INJECT:
             raise ModelError(f"z_inject must be one of {', '.join(Z_INJECT)}, got {z_inject!r}")
@@ -137,6 +191,29 @@ class ProbSam(nn.Module):
             self.z_dense = nn.Linear(latent_dim, dim)
             nn.init.zeros_(self.z_dense.weight)
             nn.init.zeros_(self.z_dense.bias)
+
+    def _latent_input(self, crop: torch.Tensor, embedding: torch.Tensor, prompts: ModelPrompts,
+                      mask: torch.Tensor | None) -> torch.Tensor:
+        if self.latent_input == "image":
+            parts = [minmax01(crop)] + ([mask] if mask is not None else [])
+            return torch.cat(parts, dim=1)
+        grid = embedding.shape[-2:]
+        maps = [prompt_map(prompts, tuple(crop.shape[-2:])).to(embedding.device)]
+        if mask is not None:
+            maps.append(mask)
+        maps = F.adaptive_avg_pool2d(torch.cat(maps, dim=1), grid)
+        return torch.cat([embedding, maps.expand(embedding.shape[0], -1, -1, -1)], dim=1)
+
+    def prior_gaussian(self, crop: torch.Tensor, embedding: torch.Tensor, prompts: ModelPrompts
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+        """p(z | crop) (the paper), or p(z | embedding, prompt) with latent_input "embedding+prompt".
+        crop: (1, 1, H, W) standardised; embedding: (1, C, h, w)."""
+        return self.prior(self._latent_input(crop, embedding, prompts, None))
+
+    def posterior_gaussian(self, crop: torch.Tensor, embedding: torch.Tensor, prompts: ModelPrompts,
+                           mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z | crop, mask), or q(z | embedding, prompt, mask); mask (1, 1, H, W) on the crop grid."""
+        return self.posterior(self._latent_input(crop, embedding, prompts, mask))
 
     @property
     def input_size(self) -> int:
@@ -310,7 +387,7 @@ def load_model(path: Path, backbone_spec: str | None = None) -> tuple[ProbSam, d
     config = ProbSamConfig.from_json(meta.get("config", "{}"))
     spec = backbone_spec or _stored_backbone_spec(meta, path)
     backbone = load_backbone(spec, expected_sha256=meta.get("backbone_sha256"))
-    model = ProbSam(backbone, config.latent_dim, config.z_inject)
+    model = ProbSam(backbone, config.latent_dim, config.z_inject, config.latent_input)
     apply_checkpoint_tensors(model, tensors, str(path))
     model.eval()
     return model, meta
@@ -335,17 +412,16 @@ def _stored_backbone_spec(meta: dict[str, str], path: Path) -> str:
 
 @dataclass
 class ProbSamState:
-    """What `prepare` computed for one crop: the (float16-rounded) embedding and the prior's Gaussian."""
+    """What `prepare` computed for one crop: the (float16-rounded) embedding and the standardised crop (the prior
+    is computed per request, as it may depend on the prompt)."""
 
     embedding: torch.Tensor  # (1, C, h, w)
-    prior_mu: torch.Tensor  # (1, latent)
-    prior_log_sigma: torch.Tensor  # (1, latent)
+    crop: torch.Tensor  # (1, 1, H, W)
     shape: tuple[int, int]
     key: str = ""
 
     def to(self, device: torch.device) -> "ProbSamState":
-        return ProbSamState(self.embedding.to(device), self.prior_mu.to(device), self.prior_log_sigma.to(device),
-                            self.shape, self.key)
+        return ProbSamState(self.embedding.to(device), self.crop.to(device), self.shape, self.key)
 
 
 @dataclass(eq=False)
@@ -434,10 +510,8 @@ class ProbSamEngine(Engine):
                              ) -> ProbSamState:
         """A state from a precomputed float16 embedding (C, h, w) (used by training validation and tests)."""
         emb = torch.as_tensor(embedding).to(self.device, torch.float32)[None]
-        with torch.inference_mode():
-            crop = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(self.device)[None, None]
-            mu, log_sigma = self.model.prior(minmax01(crop))
-        return ProbSamState(emb, mu, log_sigma, tuple(image.shape), key)
+        crop = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).to(self.device)[None, None]
+        return ProbSamState(emb, crop, tuple(image.shape), key)
 
     # sample ----------------------------------------------------------------------------------------------------
 
@@ -454,13 +528,19 @@ class ProbSamEngine(Engine):
             self._fall_back_to_cpu(exc)
             return self._sample(state, prompts, n, seed, on_sample, cancel)
 
-    def latents(self, state: ProbSamState, n: int, seed: int) -> torch.Tensor:
+    def prior(self, state: ProbSamState, prompts: ModelPrompts) -> tuple[torch.Tensor, torch.Tensor]:
+        """The prior's Gaussian (mu, log-sigma), each (1, latent), for this crop and prompt."""
+        with torch.inference_mode():
+            return self.model.prior_gaussian(state.crop, state.embedding, prompts)
+
+    def latents(self, state: ProbSamState, prompts: ModelPrompts, n: int, seed: int) -> torch.Tensor:
         """n prior samples (n, latent) at the engine's temperature; drawn one by one on the CPU so hypothesis i does
         not depend on n or device."""
+        mu, log_sigma = self.prior(state, prompts)
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         eps = torch.stack([torch.randn(self.model.latent_dim, generator=gen) for _ in range(n)])
-        eps = eps.to(state.prior_mu.device)
-        return state.prior_mu + self.temperature * torch.exp(state.prior_log_sigma) * eps
+        eps = eps.to(mu.device)
+        return mu + self.temperature * torch.exp(log_sigma) * eps
 
     def _sample(self, state: ProbSamState, prompts: ModelPrompts, n: int, seed: int,
                 on_sample: OnSample | None, cancel: Cancel | None) -> np.ndarray:
@@ -468,7 +548,7 @@ class ProbSamEngine(Engine):
             state = state.to(self.device)
         batch = self.batch_size or (4 if self.device.type == "cpu" else n)
         with torch.inference_mode():
-            z = self.latents(state, n, seed)
+            z = self.latents(state, prompts, n, seed)
             sparse, dense = self.model.embed_prompts([prompts], state.shape)
 
             def draw(start: int, k: int) -> np.ndarray:

@@ -6,7 +6,7 @@ when the rater left the slice empty), as in their code.  Ours: box_source=consen
 mask with the consensus box, as evaluation and the app do; the encoder's embeddings are computed once and cached on
 disk; the epoch with the best validation GED (16 prior samples per crop, box of the consensus mask) is kept; on a
 fraction of the steps the box is replaced by 1-3 positive points inside the prompt's mask so that the model also
-answers point prompts.
+answers point prompts; optionally (`ema`) an exponential moving average of the weights is what is validated and kept.
 Seeded and deterministic on the CPU.  Writes only the tensors that differ from the pretrained backbone.
 """
 from __future__ import annotations
@@ -29,6 +29,7 @@ from .lidc import LidcItem, check_split, load_split
 from .probsam import (
     CHECKPOINT_FORMAT,
     DELTA,
+    LATENT_INPUTS,
     Z_INJECT,
     ENGINE_FAMILY,
     NEW,
@@ -40,7 +41,6 @@ from .probsam import (
     checkpoint_tensors,
     free_bits_kl,
     kl_diag_gaussians,
-    minmax01,
     save_checkpoint,
     training_loss,
 )
@@ -138,12 +138,16 @@ def _config(request: TrainRequest) -> ProbSamConfig:
         raise ModelError("epochs, val_every and val_samples must be >= 1 and point_prob in [0, 1]")
     if config.box_source not in ("rater", "consensus"):
         raise ModelError(f"box_source must be 'rater' or 'consensus', got {config.box_source!r}")
+    if config.latent_input not in LATENT_INPUTS:
+        raise ModelError(f"latent_input must be one of {', '.join(LATENT_INPUTS)}, got {config.latent_input!r}")
     if config.z_inject not in Z_INJECT:
         raise ModelError(f"z_inject must be one of {', '.join(Z_INJECT)}, got {config.z_inject!r}")
     if not config.lr_new >= 0:
         raise ModelError(f"lr_new must be >= 0 (0: the same as lr), got {config.lr_new}")
     if not config.free_bits >= 0:
         raise ModelError(f"free_bits must be >= 0 nats, got {config.free_bits}")
+    if not 0 <= config.ema < 1:
+        raise ModelError(f"ema must be in [0, 1) (0: off), got {config.ema}")
     if not config.temperature > 0:
         raise ModelError(f"temperature must be > 0, got {config.temperature}")
     return config
@@ -209,7 +213,7 @@ def _fit(request: TrainRequest, config: ProbSamConfig, device: torch.device, bac
     rng = np.random.default_rng(request.seed)
     noise = torch.Generator(device="cpu").manual_seed(request.seed + 1)
     reference = backbone_reference(backbone)
-    model = ProbSam(backbone, config.latent_dim, config.z_inject).to(device)
+    model = ProbSam(backbone, config.latent_dim, config.z_inject, config.latent_input).to(device)
     new = [p for name, p in model.named_parameters() if name.startswith(("prior.", "posterior.", "z_proj.", "z_dense."))]
     new_ids = {id(p) for p in new}
     rest = [p for p in model.parameters() if id(p) not in new_ids]
@@ -219,6 +223,7 @@ def _fit(request: TrainRequest, config: ProbSamConfig, device: torch.device, bac
     best: dict = {"ged": math.inf}
     steps_total = config.epochs * len(train_items)
     step = 0
+    average = WeightAverage(model, config.ema) if config.ema > 0 else None
     fit_started = time.perf_counter()
     with epochs_until_stopped(history, log) as stopped:
         for epoch in range(1, config.epochs + 1):
@@ -231,6 +236,8 @@ def _fit(request: TrainRequest, config: ProbSamConfig, device: torch.device, bac
                 loss, recon, kl = _step(model, optimizer, item, train_emb[index], mask, prompt, noise, config, device)
                 sums += (loss, recon, kl)
                 step += 1
+                if average is not None:
+                    average.update(model, step)
                 if step % 100 == 0 or step == steps_total:
                     elapsed = time.perf_counter() - fit_started
                     done = step / steps_total
@@ -240,8 +247,12 @@ def _fit(request: TrainRequest, config: ProbSamConfig, device: torch.device, bac
             record = {"epoch": epoch, "loss": round(sums[0] / n, 4), "recon": round(sums[1] / n, 4),
                       "kl": round(sums[2] / n, 4), "minutes": round((time.perf_counter() - fit_started) / 60, 1)}
             if epoch % config.val_every == 0 or epoch == config.epochs:
-                # Validate the weights as they will be shipped (backbone + float16 deltas), then train on exactly.
+                # Validate the weights as they will be shipped (the average when on; backbone + float16 deltas),
+                # then train on exactly.
                 exact = _copy_state(model)
+                if average is not None:
+                    model.load_state_dict(average.state(), strict=False)
+                kept = _copy_state(model)
                 tensors = checkpoint_tensors(model, reference, half=True)
                 _load_rounded(model, reference, tensors)
                 ged, _ = validate(engine, val_items, val_emb, config.val_samples)
@@ -249,7 +260,7 @@ def _fit(request: TrainRequest, config: ProbSamConfig, device: torch.device, bac
                 model.train()
                 record["val_ged"] = round(ged, 4)
                 if ged < best["ged"]:
-                    best = {"ged": ged, "epoch": epoch, "tensors": tensors, "exact": exact}
+                    best = {"ged": ged, "epoch": epoch, "tensors": tensors, "exact": kept}
             history.append(record)
             log(f"epoch {epoch}: " + ", ".join(f"{k} {v}" for k, v in record.items() if k != "epoch"))
     stopped_after = stopped.after
@@ -269,6 +280,25 @@ def _fit(request: TrainRequest, config: ProbSamConfig, device: torch.device, bac
             "fp16_check": {"crops": len(probs_half), "ged_exact": round(ged_exact, 5), "ged_fp16": round(ged_half, 5),
                            "max_abs_prob_diff": float(f"{max_diff:.2e}")},
             "history": history, "stopped_after_epoch": stopped_after}
+
+
+class WeightAverage:
+    """Exponential moving average of the model's floating-point tensors (torch.optim.swa_utils.AveragedModel would
+    deep-copy the frozen image encoder too, which for SAM ViT-H is 2.5 GB; the state dict here holds only what trains)."""
+
+    def __init__(self, model: ProbSam, decay: float) -> None:
+        self.decay = decay
+        self.values = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, model: ProbSam, step: int) -> None:
+        decay = min(self.decay, (1 + step) / (10 + step))
+        current = model.state_dict()
+        for key, value in self.values.items():
+            value.lerp_(current[key], 1 - decay)
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return self.values
 
 
 def _copy_state(model: ProbSam) -> dict[str, torch.Tensor]:
@@ -291,14 +321,15 @@ def _step(model: ProbSam, optimizer: torch.optim.Optimizer, item: LidcItem, embe
           mask: np.ndarray, prompt: ModelPrompts, noise: torch.Generator, config: ProbSamConfig,
           device: torch.device) -> tuple[float, float, float]:
     shape = item.scan.shape
-    image = minmax01(torch.from_numpy(item.scan).to(device)[None, None])
+    crop = torch.from_numpy(item.scan).to(device)[None, None]
     target = torch.from_numpy(mask).to(device, torch.float32)[None, None]
-    mu_p, ls_p = model.prior(image)
-    mu_q, ls_q = model.posterior(torch.cat([image, target], dim=1))
+    embedding = embedding.to(device, torch.float32)[None]
+    mu_p, ls_p = model.prior_gaussian(crop, embedding, prompt)
+    mu_q, ls_q = model.posterior_gaussian(crop, embedding, prompt, target)
     eps = torch.randn(1, config.latent_dim, generator=noise).to(device)
     z = mu_q + torch.exp(ls_q) * eps
     sparse, dense = model.embed_prompts([prompt], shape)
-    logits = model.decode(embedding.to(device, torch.float32)[None], sparse, dense, z, shape)
+    logits = model.decode(embedding, sparse, dense, z, shape)
     kl_dims = kl_diag_gaussians(mu_q, ls_q, mu_p, ls_p, per_dim=True)
     loss, recon = training_loss(logits, target, free_bits_kl(kl_dims, config.free_bits), config.beta)
     kl = kl_dims.sum(dim=-1)  # the true KL, logged
