@@ -108,15 +108,12 @@ class ProbSamConfig:
 
 
 class LatentEncoder(nn.Module):
-    """Conv3x3 -> 32, ReLU, Conv3x3 -> 64, ReLU, global average pool, linear heads for mu and log-sigma."""
+    """A feature net ending in a global average of 64 channels, then linear heads for mu and log-sigma (clamped to
+    [-5, 5] as in the paper's nets)."""
 
-    def __init__(self, in_channels: int, latent_dim: int) -> None:
+    def __init__(self, features: nn.Module, latent_dim: int) -> None:
         super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        )
+        self.features = features
         self.mu = nn.Linear(64, latent_dim)
         self.log_sigma = nn.Linear(64, latent_dim)
 
@@ -125,24 +122,24 @@ class LatentEncoder(nn.Module):
         return self.mu(h), torch.clamp(self.log_sigma(h), -5.0, 5.0)
 
 
-class PromptedLatentEncoder(nn.Module):
-    """On the encoder's embedding (C, h, w) + extra maps on the same grid: 1x1 conv -> 64, two 3x3 stride-2 convs,
-    global average, linear heads for mu and log-sigma (clamped to [-5, 5] as in the paper's nets)."""
+def image_features(in_channels: int) -> nn.Sequential:
+    """The paper's nets on the crop: Conv3x3 -> 32, ReLU, Conv3x3 -> 64, ReLU, global average."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 32, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    )
 
-    def __init__(self, embed_dim: int, extra_channels: int, latent_dim: int) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(embed_dim + extra_channels, 64, 1), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        )
-        self.mu = nn.Linear(64, latent_dim)
-        self.log_sigma = nn.Linear(64, latent_dim)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.features(x)
-        return self.mu(h), torch.clamp(self.log_sigma(h), -5.0, 5.0)
+def embedding_features(embed_dim: int, extra_channels: int) -> nn.Sequential:
+    """Ours, on the encoder's embedding (C, h, w) + extra maps on its grid: 1x1 conv -> 64, two 3x3 stride-2 convs,
+    global average."""
+    return nn.Sequential(
+        nn.Conv2d(embed_dim + extra_channels, 64, 1), nn.ReLU(),
+        nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(64, 64, 3, stride=2, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    )
 
 
 def prompt_map(prompts: ModelPrompts, crop_hw: tuple[int, int]) -> torch.Tensor:
@@ -177,11 +174,11 @@ class ProbSam(nn.Module):
             raise ModelError(f"latent_input must be one of {', '.join(LATENT_INPUTS)}, got {latent_input!r}")
         self.latent_input = latent_input
         if latent_input == "image":
-            self.prior = LatentEncoder(1, latent_dim)
-            self.posterior = LatentEncoder(2, latent_dim)
+            self.prior = LatentEncoder(image_features(1), latent_dim)
+            self.posterior = LatentEncoder(image_features(2), latent_dim)
         else:
-            self.prior = PromptedLatentEncoder(dim, 1, latent_dim)
-            self.posterior = PromptedLatentEncoder(dim, 2, latent_dim)
+            self.prior = LatentEncoder(embedding_features(dim, 1), latent_dim)
+            self.posterior = LatentEncoder(embedding_features(dim, 2), latent_dim)
         self.z_proj = nn.Sequential(nn.Linear(latent_dim, 256), nn.ReLU(), nn.Linear(256, dim))
         if z_inject not in Z_INJECT:
             raise ModelError(f"z_inject must be one of {', '.join(Z_INJECT)}, got {z_inject!r}")
