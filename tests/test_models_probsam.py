@@ -1,6 +1,7 @@
 """Probabilistic SAM: prompt geometry, loss parts, embedding cache, registry, training smoke run, shipped checkpoint."""
 from __future__ import annotations
 
+import json
 import logging
 
 import numpy as np
@@ -310,6 +311,47 @@ def test_training_with_a_weight_average_keeps_the_average(lidc_dir, tmp_path):
         assert sorted(a.keys()) == sorted(b.keys())
         assert any(not torch.equal(a.get_tensor(k), b.get_tensor(k)) for k in a.keys())
     assert cli_main(common + ["--out", str(averaged), "--option", "ema=1"]) == 2
+
+
+def test_soft_energy_score_rewards_the_raters_spread_over_one_of_them():
+    from ambiview.models.train_probsam import soft_energy_score, soft_iou_distance
+
+    two, empty = [1.0, 1, 0, 0], [0.0, 0, 0, 0]
+    # 1 - (0 + 1) / (2 + 0 - 0 + 1): smoothed by one pixel, and two empty masks at distance 0 as IoU(0, 0) = 1
+    assert torch.allclose(soft_iou_distance(torch.tensor([two, empty]), torch.tensor([two, empty])),
+                          torch.tensor([[0.0, 2 / 3], [2 / 3, 0.0]]))
+    raters = torch.tensor([two, [1.0, 1, 1, 0]])  # d(rater 0, rater 1) = 1 - 3/4
+    # hypotheses drawn like the raters: E d(S, Y) = (0 + 1/4 + 1/4 + 0) / 4, minus half their spread 1/4
+    assert soft_energy_score(raters.clone(), raters).item() == pytest.approx(0.0)
+    # both hypotheses on rater 0: closer to it, no spread, worse score
+    assert soft_energy_score(raters[[0, 0]], raters).item() == pytest.approx(0.125)
+
+
+def test_fine_tuning_from_a_checkpoint_with_the_energy_score(smoke_checkpoint, lidc_dir, tmp_path, capsys):
+    common = ["train", "probsam", "--data", str(lidc_dir), "--epochs", "1", "--limit", "2", "--seed", "4",
+              "--init", str(smoke_checkpoint), "--option", "val_samples=2"]
+    frozen, tuned, energy = (tmp_path / f"{n}.safetensors" for n in ("frozen", "tuned", "energy"))
+    # learning rate 0: the written weights are the --init checkpoint's, energy term and all
+    assert cli_main(common + ["--out", str(frozen), "--option", "lr=0", "--option", "energy_weight=1"]) == 0
+    with safe_open(str(smoke_checkpoint), "pt") as a, safe_open(str(frozen), "pt") as b:
+        assert sorted(a.keys()) == sorted(b.keys())
+        assert all(torch.equal(a.get_tensor(k), b.get_tensor(k)) for k in a.keys())
+        meta = b.metadata()
+    assert meta["init"].startswith("smoke.safetensors (") and meta["backbone"] == "tiny-random"
+    assert json.loads(meta["config"])["energy_weight"] == 1.0
+    assert cli_main(common + ["--out", str(tuned)]) == 0
+    assert cli_main(common + ["--out", str(energy), "--option", "energy_weight=1", "--option",
+                              "energy_samples=3"]) == 0
+    with safe_open(str(tuned), "pt") as a, safe_open(str(energy), "pt") as b:
+        assert any(not torch.equal(a.get_tensor(k), b.get_tensor(k)) for k in a.keys())
+    capsys.readouterr()
+    assert cli_main(common + ["--out", str(energy), "--option", "latent_dim=4"]) == 2
+    assert "trained with latent_dim=6" in capsys.readouterr().err
+    assert cli_main(common + ["--out", str(energy), "--option", "energy_samples=1"]) == 2
+    assert "energy_samples >= 2" in capsys.readouterr().err
+    assert cli_main(["train", "ssb", "--data", str(lidc_dir), "--out", str(energy), "--init",
+                     str(smoke_checkpoint)]) == 2
+    assert "ssb training always starts from scratch" in capsys.readouterr().err
 
 
 def test_a_stopped_training_keeps_its_best_validated_epoch(lidc_dir, tmp_path, monkeypatch):

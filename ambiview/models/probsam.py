@@ -93,6 +93,12 @@ class ProbSamConfig:
     # (the box filled, or the points) and, for the posterior, the rater's mask, through two stride-2 convs, so that
     # the prior knows which object was asked for and how it looks (ours; the prior is then conditioned on the prompt).
     latent_input: str = "image"
+    # Energy score (ours; 0 = off, the paper): on every training step also draw `energy_samples` hypotheses from the
+    # prior and add energy_weight * [E d(S, Y) - 1/2 E d(S, S')] over all of the crop's raters Y, d = 1 - soft IoU.
+    # This is GED's own form (a proper scoring rule, Gneiting & Raftery 2007), so the prior's samples are trained to
+    # spread the way the raters do; the paper's loss sees one rater through the posterior only.
+    energy_weight: float = 0.0
+    energy_samples: int = 4
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -382,7 +388,7 @@ def load_model(path: Path, backbone_spec: str | None = None) -> tuple[ProbSam, d
     """Build the pretrained backbone named in the checkpoint (or `backbone_spec`), add the checkpoint; on the CPU."""
     tensors, meta = read_checkpoint(path, CHECKPOINT_FORMAT, "a Probabilistic SAM checkpoint")
     config = ProbSamConfig.from_json(meta.get("config", "{}"))
-    spec = backbone_spec or _stored_backbone_spec(meta, path)
+    spec = backbone_spec or stored_backbone_spec(meta, path)
     backbone = load_backbone(spec, expected_sha256=meta.get("backbone_sha256"))
     model = ProbSam(backbone, config.latent_dim, config.z_inject, config.latent_input)
     apply_checkpoint_tensors(model, tensors, str(path))
@@ -390,7 +396,7 @@ def load_model(path: Path, backbone_spec: str | None = None) -> tuple[ProbSam, d
     return model, meta
 
 
-def _stored_backbone_spec(meta: dict[str, str], path: Path) -> str:
+def stored_backbone_spec(meta: dict[str, str], path: Path) -> str:
     """The backbone a checkpoint was trained on: the bundled one by name, a user's weights file by its file name,
     looked up in the models folder and its `backbones/` subfolder (paths of the training machine are not stored)."""
     if meta.get("backbone_spec"):

@@ -6,7 +6,9 @@ when the rater left the slice empty), as in their code.  Ours: box_source=consen
 mask with the consensus box, as evaluation and the app do; the encoder's embeddings are computed once and cached on
 disk; the epoch with the best validation GED (16 prior samples per crop, box of the consensus mask) is kept; on a
 fraction of the steps the box is replaced by 1-3 positive points inside the prompt's mask so that the model also
-answers point prompts; optionally (`ema`) an exponential moving average of the weights is what is validated and kept.
+answers point prompts; optionally (`ema`) an exponential moving average of the weights is what is validated and kept,
+and (`energy_weight`) a sampled energy score against all raters is added to the loss; `init` starts from a checkpoint
+(fine-tuning: its settings and weights, the optimiser fresh).
 Seeded and deterministic on the CPU.  Writes only the tensors that differ from the pretrained backbone.
 """
 from __future__ import annotations
@@ -16,7 +18,7 @@ import math
 import os
 import time
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -36,12 +38,17 @@ from .probsam import (
     ProbSam,
     ProbSamConfig,
     ProbSamEngine,
+    apply_checkpoint_tensors,
     backbone_reference,
     box_of_mask,
     checkpoint_tensors,
+    file_sha256,
     free_bits_kl,
     kl_diag_gaussians,
+    read_checkpoint,
     save_checkpoint,
+    short_digest,
+    stored_backbone_spec,
     training_loss,
 )
 from .sam_backbone import Backbone, load_backbone
@@ -57,7 +64,8 @@ TITLES = {"litemedsam": "Probabilistic SAM (LiteMedSAM)", "sam_vit_b": "Probabil
 def train(request: TrainRequest) -> dict:
     """Train, select on validation, write the checkpoint to `request.out`; returns a summary."""
     log = request.log
-    config = _config(request)
+    init = read_init(Path(request.init)) if request.init is not None else None
+    config = _config(request, init.config if init is not None else None)
     device = select_device(request.device)
     data = Path(request.data)
     train_items = load_split(check_split(data / "train"), request.limit)
@@ -70,7 +78,13 @@ def train(request: TrainRequest) -> dict:
         raise ModelError(f"{out.parent}: folder is not writable")
 
     started = time.perf_counter()
-    backbone = load_backbone(request.backbone).to(device)
+    if init is None:
+        backbone = load_backbone(request.backbone)
+    else:  # the backbone the checkpoint was trained on, and no other
+        backbone = load_backbone(request.backbone or stored_backbone_spec(init.meta, init.path),
+                                 expected_sha256=init.meta.get("backbone_sha256"))
+        log(f"starting from {init.path} ({init.digest}): its settings and weights")
+    backbone = backbone.to(device)
     log(f"backbone {backbone.spec} (sha256 {backbone.sha256[:12]}…), device {device}, "
         f"{len(train_items)} train / {len(val_items)} validation crops")
     cache = EmbeddingCache()
@@ -79,7 +93,8 @@ def train(request: TrainRequest) -> dict:
     embed_seconds = time.perf_counter() - started
 
     with deterministic(device):
-        result = _fit(request, config, device, backbone, train_items, train_emb, val_items, val_emb, log)
+        result = _fit(request, config, device, backbone, train_items, train_emb, val_items, val_emb, log,
+                      init.tensors if init is not None else None)
     train_seconds = time.perf_counter() - started
     meta = {
         "format": CHECKPOINT_FORMAT,
@@ -92,6 +107,7 @@ def train(request: TrainRequest) -> dict:
         "backbone_file": backbone.source.name if backbone.source is not None else "",
         "config": config.to_json(),
         "command": request.command,
+        "init": f"{init.path.name} ({init.digest})" if init is not None else "",
         "seed": str(request.seed),
         "epochs": str(config.epochs),
         "best_epoch": str(result["best_epoch"]),
@@ -117,20 +133,44 @@ def train(request: TrainRequest) -> dict:
             "history": result["history"]}
 
 
-def _config(request: TrainRequest) -> ProbSamConfig:
-    config = ProbSamConfig()
+@dataclass
+class InitCheckpoint:
+    """A checkpoint to start training from (`--init`)."""
+
+    path: Path
+    tensors: dict[str, torch.Tensor]
+    meta: dict[str, str]
+    config: ProbSamConfig
+    digest: str
+
+
+def read_init(path: Path) -> InitCheckpoint:
+    tensors, meta = read_checkpoint(path, CHECKPOINT_FORMAT, "a Probabilistic SAM checkpoint")
+    return InitCheckpoint(path, tensors, meta, ProbSamConfig.from_json(meta.get("config", "{}")),
+                          short_digest(file_sha256(path)))
+
+
+ARCHITECTURE = ("latent_dim", "z_inject", "latent_input", "crop_size")  # fixed by an --init checkpoint
+
+
+def _config(request: TrainRequest, base: ProbSamConfig | None = None) -> ProbSamConfig:
+    """Defaults (or the --init checkpoint's settings, `base`) with the request's options applied and checked."""
+    config = replace(base) if base is not None else ProbSamConfig()
     types = {f.name: f.type for f in fields(ProbSamConfig)}
     for key, raw in request.options.items():
         if key not in types or key == "crop_size":
             settable = ", ".join(k for k in types if k != "crop_size")
             raise ModelError(f"unknown option {key!r} for probsam (settable: {settable})")
         if types[key] in ("str", str):
-            setattr(config, key, raw)
-            continue
-        try:
-            value = float(raw) if types[key] in ("float", float) else int(raw)
-        except ValueError as exc:
-            raise ModelError(f"option {key}={raw!r} is not a number") from exc
+            value = raw
+        else:
+            try:
+                value = float(raw) if types[key] in ("float", float) else int(raw)
+            except ValueError as exc:
+                raise ModelError(f"option {key}={raw!r} is not a number") from exc
+        if base is not None and key in ARCHITECTURE and value != getattr(base, key):
+            raise ModelError(f"option {key}={raw}: the --init checkpoint was trained with {key}="
+                             f"{getattr(base, key)}, and a fine-tuning run keeps its architecture")
         setattr(config, key, value)
     if request.epochs is not None:
         config.epochs = request.epochs
@@ -150,6 +190,9 @@ def _config(request: TrainRequest) -> ProbSamConfig:
         raise ModelError(f"ema must be in [0, 1) (0: off), got {config.ema}")
     if not config.temperature > 0:
         raise ModelError(f"temperature must be > 0, got {config.temperature}")
+    if not config.energy_weight >= 0 or config.energy_samples < 2:
+        raise ModelError(f"energy_weight must be >= 0 and energy_samples >= 2 (its spread term needs two), got "
+                         f"{config.energy_weight} and {config.energy_samples}")
     return config
 
 
@@ -208,12 +251,15 @@ def training_prompt(item: LidcItem, mask: np.ndarray, rng: np.random.Generator, 
 
 def _fit(request: TrainRequest, config: ProbSamConfig, device: torch.device, backbone: Backbone,
          train_items: list[LidcItem], train_emb: list[torch.Tensor], val_items: list[LidcItem],
-         val_emb: list[torch.Tensor], log: Callable[[str], None]) -> dict:
+         val_emb: list[torch.Tensor], log: Callable[[str], None],
+         init_tensors: dict[str, torch.Tensor] | None = None) -> dict:
     torch.manual_seed(request.seed)
     rng = np.random.default_rng(request.seed)
     noise = torch.Generator(device="cpu").manual_seed(request.seed + 1)
     reference = backbone_reference(backbone)
     model = ProbSam(backbone, config.latent_dim, config.z_inject, config.latent_input).to(device)
+    if init_tensors is not None:
+        apply_checkpoint_tensors(model, init_tensors, str(request.init))
     new = [p for name, p in model.named_parameters() if name.startswith(("prior.", "posterior.", "z_proj.", "z_dense."))]
     new_ids = {id(p) for p in new}
     rest = [p for p in model.parameters() if id(p) not in new_ids]
@@ -332,11 +378,35 @@ def _step(model: ProbSam, optimizer: torch.optim.Optimizer, item: LidcItem, embe
     logits = model.decode(embedding, sparse, dense, z, shape)
     kl_dims = kl_diag_gaussians(mu_q, ls_q, mu_p, ls_p, per_dim=True)
     loss, recon = training_loss(logits, target, free_bits_kl(kl_dims, config.free_bits), config.beta)
+    if config.energy_weight > 0:
+        k = config.energy_samples
+        z_prior = mu_p + torch.exp(ls_p) * torch.randn(k, config.latent_dim, generator=noise).to(device)
+        hypotheses = torch.sigmoid(model.decode(embedding.expand(k, -1, -1, -1), sparse.expand(k, -1, -1),
+                                                dense.expand(k, -1, -1, -1), z_prior, shape))
+        raters = torch.from_numpy(item.raters).to(device, torch.float32)
+        loss = loss + config.energy_weight * soft_energy_score(hypotheses.flatten(1), raters.flatten(1))
     kl = kl_dims.sum(dim=-1)  # the true KL, logged
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     return loss.item(), recon.item(), kl.mean().item()
+
+
+def soft_iou_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(A, P) and (B, P) masks in [0, 1] -> (A, B) distances 1 - (|a b| + 1) / (|a| + |b| - |a b| + 1): 1 - IoU,
+    soft and smoothed by one pixel so that two empty masks are at distance 0 (IoU(0, 0) = 1, as in GED)."""
+    inter = a @ b.T
+    union = a.sum(dim=1)[:, None] + b.sum(dim=1)[None, :] - inter
+    return 1 - (inter + 1) / (union + 1)
+
+
+def soft_energy_score(hypotheses: torch.Tensor, raters: torch.Tensor) -> torch.Tensor:
+    """E d(S, Y) - 1/2 E d(S, S') for K >= 2 hypotheses (K, P) and R raters (R, P), distinct hypothesis pairs only
+    (the unbiased estimate); lower is better.  With binary masks and no smoothing it is (GED + E d(Y, Y')) / 2 with
+    GED's S-S' term over distinct pairs."""
+    k = hypotheses.shape[0]
+    spread = soft_iou_distance(hypotheses, hypotheses)
+    return soft_iou_distance(hypotheses, raters).mean() - 0.5 * spread.sum() / (k * (k - 1))
 
 
 def validate(engine: ProbSamEngine, items: list[LidcItem], embeddings: list[torch.Tensor], n: int

@@ -18,6 +18,7 @@ TRAINERS: dict[str, str] = {
     "probunet": "ambiview.models.train_probunet:train_request",
     "upsam": "ambiview.models.train_upsam:train_request",
 }
+STARTS_FROM_CHECKPOINT = {"probsam"}  # the trainers that honour TrainRequest.init
 
 
 @dataclass
@@ -33,6 +34,7 @@ class TrainRequest:
     limit: int | None = None
     command: str = ""
     options: dict[str, str] = field(default_factory=dict)  # trainer-specific KEY=VALUE settings
+    init: Path | None = None  # a checkpoint to start from (fine-tuning); only the trainers in STARTS_FROM_CHECKPOINT
     log: Callable[[str], None] = print
 
 

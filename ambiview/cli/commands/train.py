@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 
 from .. import CliError
 
@@ -24,13 +25,15 @@ def register(subparsers) -> None:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N crops of each split (smoke runs)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="trainer-specific setting, e.g. point_prob=0 or val_every=1 (repeatable)")
+    parser.add_argument("--init", default=None, metavar="FILE",
+                        help="start from this checkpoint's settings and weights (fine-tuning; probsam only)")
     parser.add_argument("--json", default=None, metavar="FILE", help="also write the training summary as JSON")
     parser.set_defaults(func=run)
 
 
 def _command_line(args) -> str:
     parts = ["ambiview-cli", "train", args.name, "--data", str(args.data), "--out", str(args.out)]
-    for flag in ("epochs", "seed", "device", "backbone", "limit"):
+    for flag in ("epochs", "seed", "device", "backbone", "limit", "init"):
         value = getattr(args, flag)
         if value is not None:
             parts += [f"--{flag}", str(value)]
@@ -41,7 +44,7 @@ def _command_line(args) -> str:
 
 def run(args) -> int:
     from ...models.base import ModelError
-    from ...models.trainers import TRAINERS, TrainRequest, get_trainer
+    from ...models.trainers import STARTS_FROM_CHECKPOINT, TRAINERS, TrainRequest, get_trainer
 
     if args.name not in TRAINERS:
         raise CliError(f"unknown model {args.name!r} (trainable: {', '.join(sorted(TRAINERS))})")
@@ -49,6 +52,9 @@ def run(args) -> int:
         raise CliError("--limit must be at least 1")
     if args.epochs is not None and args.epochs < 1:
         raise CliError("--epochs must be at least 1")
+    if args.init is not None and args.name not in STARTS_FROM_CHECKPOINT:
+        raise CliError(f"--init: {args.name} training always starts from scratch "
+                       f"(--init works for {', '.join(sorted(STARTS_FROM_CHECKPOINT))})")
     options = {}
     for option in args.option:
         key, sep, value = option.partition("=")
@@ -57,14 +63,13 @@ def run(args) -> int:
         options[key.strip()] = value.strip()
     request = TrainRequest(data=args.data, out=args.out, epochs=args.epochs, seed=args.seed, device=args.device,
                            backbone=args.backbone, limit=args.limit, command=_command_line(args), options=options,
+                           init=Path(args.init) if args.init is not None else None,
                            log=lambda line: print(line, flush=True))
     try:
         summary = get_trainer(args.name)(request)
     except (ModelError, FileNotFoundError, PermissionError) as exc:
         raise CliError(str(exc)) from exc
     if args.json:
-        from pathlib import Path
-
         from ...models.base import write_bytes_atomic
 
         write_bytes_atomic(Path(args.json), json.dumps(summary, indent=2).encode())
