@@ -325,6 +325,12 @@ def test_soft_energy_score_rewards_the_raters_spread_over_one_of_them():
     assert soft_energy_score(raters.clone(), raters).item() == pytest.approx(0.0)
     # both hypotheses on rater 0: closer to it, no spread, worse score
     assert soft_energy_score(raters[[0, 0]], raters).item() == pytest.approx(0.125)
+    # soft masks: only distinct pairs spread, not a mask's (non-zero) soft distance from itself
+    soft = torch.tensor([[0.5, 0.5, 0.5, 0.5], two])
+    pair = soft_iou_distance(soft, soft)[0, 1].item()
+    assert soft_iou_distance(soft, soft)[0, 0].item() > 0
+    assert soft_energy_score(soft, raters).item() == pytest.approx(
+        soft_iou_distance(soft, raters).mean().item() - 0.5 * pair)
 
 
 def test_fine_tuning_from_a_checkpoint_with_the_energy_score(smoke_checkpoint, lidc_dir, tmp_path, capsys):

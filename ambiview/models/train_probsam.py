@@ -406,7 +406,8 @@ def soft_energy_score(hypotheses: torch.Tensor, raters: torch.Tensor) -> torch.T
     GED's S-S' term over distinct pairs."""
     k = hypotheses.shape[0]
     spread = soft_iou_distance(hypotheses, hypotheses)
-    return soft_iou_distance(hypotheses, raters).mean() - 0.5 * spread.sum() / (k * (k - 1))
+    distinct = spread.sum() - spread.diagonal().sum()  # a soft mask is not at distance 0 from itself
+    return soft_iou_distance(hypotheses, raters).mean() - 0.5 * distinct / (k * (k - 1))
 
 
 def validate(engine: ProbSamEngine, items: list[LidcItem], embeddings: list[torch.Tensor], n: int
