@@ -333,6 +333,22 @@ def test_soft_energy_score_rewards_the_raters_spread_over_one_of_them():
         soft_iou_distance(soft, raters).mean().item() - 0.5 * pair)
 
 
+def test_straight_through_threshold_scores_the_thresholded_mask_and_passes_the_gradient():
+    from ambiview.models.train_probsam import soft_energy_score, straight_through_threshold
+
+    probs = torch.tensor([[0.9, 0.6, 0.4, 0.1], [0.7, 0.2, 0.55, 0.0]], requires_grad=True)
+    hard = straight_through_threshold(probs)
+    assert torch.equal(hard.detach(), torch.tensor([[1.0, 1, 0, 0], [1.0, 0, 1, 0]]))
+    raters = torch.tensor([[1.0, 1, 0, 0], [1.0, 1, 1, 0]])
+    score = soft_energy_score(hard, raters)
+    assert score.item() == pytest.approx(soft_energy_score(hard.detach(), raters).item())
+    score.backward()
+    # the gradient is the one the thresholded masks get, passed to the probabilities unchanged
+    binary = hard.detach().clone().requires_grad_(True)
+    soft_energy_score(binary, raters).backward()
+    assert torch.allclose(probs.grad, binary.grad) and probs.grad.abs().sum() > 0
+
+
 def test_fine_tuning_from_a_checkpoint_with_the_energy_score(smoke_checkpoint, lidc_dir, tmp_path, capsys):
     common = ["train", "probsam", "--data", str(lidc_dir), "--epochs", "1", "--limit", "2", "--seed", "4",
               "--init", str(smoke_checkpoint), "--option", "val_samples=2"]
@@ -355,6 +371,12 @@ def test_fine_tuning_from_a_checkpoint_with_the_energy_score(smoke_checkpoint, l
     assert "trained with latent_dim=6" in capsys.readouterr().err
     assert cli_main(common + ["--out", str(energy), "--option", "energy_samples=1"]) == 2
     assert "energy_samples >= 2" in capsys.readouterr().err
+    assert cli_main(common + ["--out", str(energy), "--option", "energy_weight=1", "--option",
+                              "energy_binary=1"]) == 0
+    with safe_open(str(energy), "pt") as a:
+        assert json.loads(a.metadata()["config"])["energy_binary"] == 1
+    assert cli_main(common + ["--out", str(energy), "--option", "energy_binary=2"]) == 2
+    assert "energy_binary must be 0" in capsys.readouterr().err
     assert cli_main(["train", "ssb", "--data", str(lidc_dir), "--out", str(energy), "--init",
                      str(smoke_checkpoint)]) == 2
     assert "ssb training always starts from scratch" in capsys.readouterr().err

@@ -99,6 +99,9 @@ class ProbSamConfig:
     # spread the way the raters do; the paper's loss sees one rater through the posterior only.
     energy_weight: float = 0.0
     energy_samples: int = 4
+    # 1: score the hypotheses as GED sees them, thresholded at 0.5, with the gradient passed straight through to the
+    # probabilities (Bengio et al. 2013); the soft score is not proper for soft maps, which can hedge (ours).
+    energy_binary: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

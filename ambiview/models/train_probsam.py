@@ -193,6 +193,9 @@ def _config(request: TrainRequest, base: ProbSamConfig | None = None) -> ProbSam
     if not config.energy_weight >= 0 or config.energy_samples < 2:
         raise ModelError(f"energy_weight must be >= 0 and energy_samples >= 2 (its spread term needs two), got "
                          f"{config.energy_weight} and {config.energy_samples}")
+    if config.energy_binary not in (0, 1):
+        raise ModelError(f"energy_binary must be 0 (soft hypotheses) or 1 (thresholded at 0.5), got "
+                         f"{config.energy_binary}")
     return config
 
 
@@ -383,6 +386,8 @@ def _step(model: ProbSam, optimizer: torch.optim.Optimizer, item: LidcItem, embe
         z_prior = mu_p + torch.exp(ls_p) * torch.randn(k, config.latent_dim, generator=noise).to(device)
         hypotheses = torch.sigmoid(model.decode(embedding.expand(k, -1, -1, -1), sparse.expand(k, -1, -1),
                                                 dense.expand(k, -1, -1, -1), z_prior, shape))
+        if config.energy_binary:
+            hypotheses = straight_through_threshold(hypotheses)
         raters = torch.from_numpy(item.raters).to(device, torch.float32)
         loss = loss + config.energy_weight * soft_energy_score(hypotheses.flatten(1), raters.flatten(1))
     kl = kl_dims.sum(dim=-1)  # the true KL, logged
@@ -390,6 +395,11 @@ def _step(model: ProbSam, optimizer: torch.optim.Optimizer, item: LidcItem, embe
     loss.backward()
     optimizer.step()
     return loss.item(), recon.item(), kl.mean().item()
+
+
+def straight_through_threshold(probs: torch.Tensor) -> torch.Tensor:
+    """The masks thresholded at 0.5 in the forward pass, the identity's gradient in the backward pass."""
+    return probs + ((probs > 0.5).to(probs.dtype) - probs).detach()
 
 
 def soft_iou_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
