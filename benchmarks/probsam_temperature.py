@@ -5,7 +5,7 @@ seeds, so the rows differ only in the temperature (hypothesis i draws z = mu + T
 Choose the temperature on `train`, report on `validate`.  `--every K` keeps every K-th crop (name order).
 
     .venv/bin/python benchmarks/probsam_temperature.py --split train --every 5 --temperatures 1,1.15,1.3,1.5 \
-        [--checkpoint models/probsam-litemedsam.safetensors] [--json OUT] [--save OUT.safetensors]
+        [--box-margins=-1,5] [--checkpoint models/probsam-litemedsam.safetensors] [--json OUT] [--save OUT.safetensors]
 
 `--save` writes a copy of the checkpoint whose stored temperature is the sweep's lowest-GED one (tensors unchanged;
 the metadata `temperature_chosen` records the split and the GEDs).
@@ -27,15 +27,19 @@ from ambiview.models.probsam import ProbSamEngine, save_with_temperature  # noqa
 from ambiview.paths import shared_data_dir  # noqa: E402
 
 
-def sweep(engine: ProbSamEngine, options: EvalOptions, temperatures: list[float], log=print) -> list[dict]:
+def sweep(engine: ProbSamEngine, options: EvalOptions, temperatures: list[float],
+          box_margins: list[float] | None = None, log=print) -> list[dict]:
+    """One evaluation per (box margin, temperature); `box_margins` None keeps the engine's."""
     rows = []
-    for temperature in temperatures:
-        engine.temperature = temperature
-        report = evaluate(options, engine=engine)
-        agg = report.aggregate
-        rows.append({"temperature": temperature, "aggregate": agg,
-                     "seconds": report.protocol["seconds"], "crops": report.protocol["n_items"]})
-        log(f"T {temperature:4.2f}: {text_row(report)}  ({report.protocol['seconds']:.0f} s)")
+    for margin in box_margins if box_margins is not None else [engine.box_margin]:
+        engine.box_margin = margin
+        for temperature in temperatures:
+            engine.temperature = temperature
+            report = evaluate(options, engine=engine)
+            rows.append({"temperature": temperature, "box_margin": margin, "aggregate": report.aggregate,
+                         "seconds": report.protocol["seconds"], "crops": report.protocol["n_items"]})
+            log(f"T {temperature:4.2f}, box margin {margin:g}: {text_row(report)}  "
+                f"({report.protocol['seconds']:.0f} s)")
     return rows
 
 
@@ -45,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=None, help="lidc-crops64 root (default: the shared data)")
     parser.add_argument("--split", default="train")
     parser.add_argument("--temperatures", default="1,1.15,1.3,1.5", help="comma-separated, each >= 0")
+    parser.add_argument("--box-margins", default=None,
+                        help="comma-separated box bounds in crop pixels (negative: none; default: the checkpoint's)")
     parser.add_argument("--every", type=int, default=1, help="keep every K-th crop (name order)")
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
@@ -56,19 +62,26 @@ def main(argv: list[str] | None = None) -> int:
         temperatures = [float(t) for t in args.temperatures.split(",") if t.strip()]
     except ValueError:
         parser.error(f"--temperatures: not a list of numbers: {args.temperatures!r}")
+    try:
+        margins = [float(m) for m in args.box_margins.split(",") if m.strip()] if args.box_margins else None
+    except ValueError:
+        parser.error(f"--box-margins: not a list of numbers: {args.box_margins!r}")
     if not temperatures or min(temperatures) < 0:
         parser.error("--temperatures: give one or more numbers >= 0 (0: every hypothesis is the prior's mean)")
     data = args.data or shared_data_dir() / "lidc-crops64"
     engine = ProbSamEngine.from_checkpoint(args.checkpoint, device=args.device)
-    print(f"{args.checkpoint.name} ({engine.digest}, stored temperature {engine.temperature}), "
+    print(f"{args.checkpoint.name} ({engine.digest}, stored temperature {engine.temperature}, box margin "
+          f"{engine.box_margin:g}), "
           f"{args.split} every {args.every}, {args.samples} samples, seed {args.seed}")
     options = EvalOptions(model=engine.name, data=data, split=args.split, samples=args.samples, seed=args.seed,
                           device=args.device, every=args.every)
-    rows = sweep(engine, options, temperatures)
+    rows = sweep(engine, options, temperatures, margins)
     if args.json:
         args.json.write_text(json.dumps({"checkpoint": str(args.checkpoint), "digest": engine.digest,
                                          "split": args.split, "every": args.every, "rows": rows}, indent=2))
     if args.save:
+        if margins is not None and len(margins) > 1:
+            parser.error("--save picks a temperature: give one box margin (or none)")
         best = min(rows, key=lambda row: row["aggregate"]["ged"]["mean"])
         if best["temperature"] <= 0:
             print("not saved: temperature 0 (one mask repeated) had the lowest GED", file=sys.stderr)

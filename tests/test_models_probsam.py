@@ -10,7 +10,7 @@ import torch
 from safetensors import safe_open
 
 from ambiview.cli import main as cli_main
-from ambiview.models.base import EngineInfo, ModelError, ModelPrompts, select_device
+from ambiview.models.base import EngineInfo, ModelError, ModelPrompts, box_support, select_device
 from ambiview.models.embedding_cache import EmbeddingCache, fingerprint
 from ambiview.models.lidc import read_item
 from ambiview.models.probsam import (
@@ -232,6 +232,32 @@ def test_sampling_temperature_scales_the_prior_spread_and_travels_with_the_check
         assert all(torch.equal(a.get_tensor(key), b.get_tensor(key)) for key in a.keys())
     with pytest.raises(ModelError, match="temperature must be > 0"):
         save_with_temperature(smoke_checkpoint, tmp_path / "cold.safetensors", 0.0, "")
+
+
+def test_box_support_grows_an_inclusive_box_by_the_margin():
+    support = box_support((2, 3, 4, 5), (8, 10), 1)
+    expected = np.zeros((8, 10), bool)
+    expected[1:6, 2:7] = True  # rows 1..5, columns 2..6
+    assert np.array_equal(support, expected)
+    assert np.array_equal(box_support((2.5, 3, 4, 5), (8, 10), 0)[:, 3], [False] * 3 + [True] * 2 + [False] * 3)
+    assert box_support((0, 0, 9, 9), (8, 10), 3).all()  # clipped by the crop
+
+
+def test_a_box_prompt_bounds_the_hypotheses_and_points_do_not(smoke_checkpoint):
+    engine = load_engine(str(smoke_checkpoint), device="cpu")
+    assert engine.box_margin == 5.0  # the default, stored in the checkpoint's config
+    state = engine.prepare(np.random.default_rng(1).standard_normal((64, 64)).astype(np.float32))
+    box = ModelPrompts(box=(20, 22, 30, 35))
+    engine.box_margin = -1  # no bound: the untrained decoder puts probability everywhere
+    free = engine.sample(state, box, n=3, seed=0)
+    outside = ~box_support(box.box, (64, 64), 2)
+    assert (free[:, outside] > 0).all()
+    engine.box_margin = 2
+    bounded = engine.sample(state, box, n=3, seed=0)
+    assert (bounded[:, outside] == 0).all()
+    assert np.array_equal(bounded[:, ~outside], free[:, ~outside])
+    points = ModelPrompts(points=[(25, 28, True)])
+    assert (engine.sample(state, points, n=2, seed=0)[:, outside] > 0).all()
 
 
 def test_training_is_deterministic(smoke_checkpoint, lidc_dir, tmp_path):

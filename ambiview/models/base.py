@@ -88,6 +88,18 @@ class Engine(ABC):
         return EngineInfo(self.name, self.title, self.checkpoint, self.digest, self.dims)
 
 
+def box_support(box: tuple[float, float, float, float], shape: tuple[int, int], margin: float) -> np.ndarray:
+    """Where a box prompt lets a hypothesis be: the pixels (i, j) with y0 - margin <= i <= y1 + margin and
+    x0 - margin <= j <= x1 + margin (box inclusive, in pixel indices), as a (H, W) bool array."""
+    h, w = shape
+    y0, x0, y1, x1 = box
+    rows = np.arange(h)
+    cols = np.arange(w)
+    inside_rows = (rows >= y0 - margin) & (rows <= y1 + margin)
+    inside_cols = (cols >= x0 - margin) & (cols <= x1 + margin)
+    return inside_rows[:, None] & inside_cols[None, :]
+
+
 def draw_in_batches(n: int, shape: tuple[int, ...], batch_size: int, draw: Callable[[int, int], np.ndarray],
                     on_sample: OnSample | None = None, cancel: Cancel | None = None,
                     first_alone: bool = True) -> np.ndarray:

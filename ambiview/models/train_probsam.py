@@ -267,7 +267,8 @@ def _fit(request: TrainRequest, config: ProbSamConfig, device: torch.device, bac
     new_ids = {id(p) for p in new}
     rest = [p for p in model.parameters() if id(p) not in new_ids]
     optimizer = torch.optim.Adam([{"params": rest}, {"params": new, "lr": config.lr_new or config.lr}], lr=config.lr)
-    engine = ProbSamEngine(model=model, name="validation", device=device, temperature=config.temperature)
+    engine = ProbSamEngine(model=model, name="validation", device=device, temperature=config.temperature,
+                           box_margin=config.box_margin)
     history: list[dict] = []
     best: dict = {"ged": math.inf}
     steps_total = config.epochs * len(train_items)
