@@ -14,12 +14,14 @@ from ambiview.models.base import EngineInfo, ModelError, ModelPrompts, box_suppo
 from ambiview.models.embedding_cache import EmbeddingCache, fingerprint
 from ambiview.models.lidc import read_item
 from ambiview.models.probsam import (
+    ProbSamConfig,
     ProbSamEngine,
     box_of_mask,
     box_to_model,
     free_bits_kl,
     kl_diag_gaussians,
     point_to_model,
+    sampling_note,
     save_with_temperature,
     training_loss,
 )
@@ -258,6 +260,8 @@ def test_a_box_prompt_bounds_the_hypotheses_and_points_do_not(smoke_checkpoint):
     assert np.array_equal(bounded[:, ~outside], free[:, ~outside])
     points = ModelPrompts(points=[(25, 28, True)])
     assert (engine.sample(state, points, n=2, seed=0)[:, outside] > 0).all()
+    assert sampling_note({"config": ProbSamConfig(box_margin=-1).to_json()}) == "temperature 1 · no box bound"
+    assert sampling_note({"config": "not json"}) == ""
 
 
 def test_training_is_deterministic(smoke_checkpoint, lidc_dir, tmp_path):
@@ -532,6 +536,8 @@ def test_shipped_checkpoint_is_small_and_listed(shipped):
     names = {info.name: info for info in list_engines()}
     assert names["probsam-litemedsam"].checkpoint == SHIPPED
     assert names["probsam-litemedsam"].digest == shipped.digest
+    assert names["probsam-litemedsam"].sampling == "temperature 1.6 · box + 5 px"  # what the card says is shipped
+    assert (shipped.temperature, shipped.box_margin) == (1.6, 5.0)
     assert shipped.accepts == frozenset({"box", "point"}) and shipped.dims == 2 and shipped.crop_size == 64
     meta = shipped.metadata
     assert meta["backbone"] == "litemedsam" and meta["backbone_sha256"].startswith("79d8c9dc")

@@ -72,7 +72,8 @@ def _volume() -> Volume:
 def engines(monkeypatch):
     fakes = {"gated": DiskEngine("gated", gated=True), "quick": DiskEngine("quick"),
              "boxonly": DiskEngine("boxonly", accepts=("box",))}
-    infos = [EngineInfo(e.name, e.title, Path(f"/models/{e.name}.safetensors"), e.digest, 2) for e in fakes.values()]
+    infos = [EngineInfo(e.name, e.title, Path(f"/models/{e.name}.safetensors"), e.digest, 2,
+                        "temperature 2 · box + 3 px" if e.name == "quick" else "") for e in fakes.values()]
     infos.append(EngineInfo("builtin", "A built-in", None, "", 2))
     monkeypatch.setattr(model_panel, "installed_engines", lambda: infos)
     return fakes
@@ -149,6 +150,9 @@ def test_model_panel_lists_the_installed_engines_with_their_digest(window):
     assert panel.samples.value() == 16 and panel.seed.value() == 0
     assert panel.select_engine("quick") and not panel.select_engine("missing")
     assert panel.digest_label.text() == "sha256 f00dquic"
+    assert panel.sampling_label.text() == "temperature 2 · box + 3 px"
+    assert panel.select_engine("builtin") and panel.sampling_label.text() == "—"
+    assert panel.select_engine("quick")
     panel.device_box.setCurrentText("CPU")
     panel.seed.setValue(5)
     settings = _ui(window).controller.settings

@@ -394,6 +394,16 @@ def save_with_temperature(path: Path, out: Path, temperature: float, note: str) 
     save_checkpoint(out, tensors, {**meta, "config": config.to_json(), "temperature_chosen": note})
 
 
+def sampling_note(meta: dict[str, str]) -> str:
+    """How a checkpoint samples, for the model picker: its temperature and box bound."""
+    try:
+        config = ProbSamConfig.from_json(meta.get("config", "{}"))
+    except (ValueError, TypeError):
+        return ""
+    bound = f"box + {config.box_margin:g} px" if config.box_margin >= 0 else "no box bound"
+    return f"temperature {config.temperature:g} · {bound}"
+
+
 def load_model(path: Path, backbone_spec: str | None = None) -> tuple[ProbSam, dict[str, str]]:
     """Build the pretrained backbone named in the checkpoint (or `backbone_spec`), add the checkpoint; on the CPU."""
     tensors, meta = read_checkpoint(path, CHECKPOINT_FORMAT, "a Probabilistic SAM checkpoint")

@@ -27,6 +27,9 @@ BUILTIN: dict[str, tuple[str, str]] = {  # name -> ("module:factory", title)
     "litemedsam-multimask": ("ambiview.models.litemedsam_baseline:multimask", "LiteMedSAM multimask (3 fixed masks)"),
 }
 
+# family -> "module:callable(metadata) -> str": a line on how a checkpoint samples, for the model picker
+SAMPLING_NOTES: dict[str, str] = {"probsam": "ambiview.models.probsam:sampling_note"}
+
 _DIGESTS: dict[tuple[str, int, int], str] = {}
 
 
@@ -73,7 +76,9 @@ def list_engines() -> list[EngineInfo]:
     infos = []
     for path, meta in _checkpoints():
         dims = int(meta.get("dims", "2"))
-        infos.append(EngineInfo(path.stem, meta.get("title", path.stem), path, checkpoint_digest(path), dims))
+        family = meta.get("engine", "")
+        note = resolve(SAMPLING_NOTES[family])(meta) if family in SAMPLING_NOTES else ""
+        infos.append(EngineInfo(path.stem, meta.get("title", path.stem), path, checkpoint_digest(path), dims, note))
     for name, (_, title) in sorted(BUILTIN.items()):
         infos.append(EngineInfo(name, title, None, "", 2))
     return infos

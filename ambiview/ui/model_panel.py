@@ -53,6 +53,10 @@ class ModelPanel(QWidget):
         self.refresh_button.setText("⟳")
         self.refresh_button.setToolTip("Look for models again (checkpoints in the models folder)")
         self.digest_label = QLabel()
+        self.sampling_label = QLabel()
+        self.sampling_label.setToolTip("Stored in the checkpoint. Temperature: how far the hypotheses spread (1 = as "
+                                       "the prior was trained). Box + N px: hypotheses are cut off outside the box "
+                                       "prompt grown by N pixels of the model's crop.")
         self.digest_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.samples = QSpinBox()
         self.samples.setRange(1, MAX_SAMPLES)
@@ -105,6 +109,7 @@ class ModelPanel(QWidget):
         picker.addWidget(self.refresh_button)
         form.addRow("Model:", picker)
         form.addRow("Checkpoint:", self.digest_label)
+        form.addRow("Sampling:", self.sampling_label)
         form.addRow("Hypotheses:", self.samples)
         form.addRow("Seed:", self.seed)
         form.addRow("Device:", self.device_box)
@@ -170,6 +175,7 @@ class ModelPanel(QWidget):
     def _settings_changed(self, *_) -> None:
         info = self.current_engine()
         self.digest_label.setText(("sha256 " + info.digest if info.digest else "built-in weights") if info else "—")
+        self.sampling_label.setText(info.sampling if info and info.sampling else "—")
         self.controller.set_settings(self.settings())
 
     # --- progress and messages --------------------------------------------------------------------------------------
