@@ -8,7 +8,7 @@ Choose the temperature on `train`, report on `validate`.  `--every K` keeps ever
         [--box-margins=-1,5] [--checkpoint models/probsam-litemedsam.safetensors] [--json OUT] [--save OUT.safetensors]
 
 `--save` writes a copy of the checkpoint whose stored temperature is the sweep's lowest-GED one (tensors unchanged;
-the metadata `temperature_chosen` records the split and the GEDs).
+the metadata `temperature_chosen` records the split and the GEDs); it keeps the checkpoint's own box margin.
 
 Compare the diversity (distinct pairs) with the raters' spread δ printed by `benchmarks/ged_floor.py`.
 """
@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--box-margins: not a list of numbers: {args.box_margins!r}")
     if not temperatures or min(temperatures) < 0:
         parser.error("--temperatures: give one or more numbers >= 0 (0: every hypothesis is the prior's mean)")
+    if args.save and margins is not None and len(margins) > 1:
+        parser.error("--save picks a temperature: give one box margin (or none)")
     data = args.data or shared_data_dir() / "lidc-crops64"
     engine = ProbSamEngine.from_checkpoint(args.checkpoint, device=args.device)
     print(f"{args.checkpoint.name} ({engine.digest}, stored temperature {engine.temperature}, box margin "
@@ -80,8 +82,6 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({"checkpoint": str(args.checkpoint), "digest": engine.digest,
                                          "split": args.split, "every": args.every, "rows": rows}, indent=2))
     if args.save:
-        if margins is not None and len(margins) > 1:
-            parser.error("--save picks a temperature: give one box margin (or none)")
         best = min(rows, key=lambda row: row["aggregate"]["ged"]["mean"])
         if best["temperature"] <= 0:
             print("not saved: temperature 0 (one mask repeated) had the lowest GED", file=sys.stderr)

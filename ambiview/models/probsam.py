@@ -87,7 +87,7 @@ class ProbSamConfig:
     ema: float = 0.0
     # Sampling temperature: hypotheses draw z = mu + temperature * sigma * eps from the prior (ours; 1 = the paper).
     # Above 1 the hypotheses spread more along the directions the model learned (swept by
-    # benchmarks/probsam_temperature.py; the shipped checkpoint keeps 1, its card says why).
+    # benchmarks/probsam_temperature.py on `train`; the shipped checkpoint stores 1.6, its card says why).
     temperature: float = 1.0
     # Box bound (ours; negative = none, the paper): with a box prompt, a hypothesis is zero outside the box grown by
     # this many crop pixels, because a box says where the object is.  The decoder sees the box only as two prompt
