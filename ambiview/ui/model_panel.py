@@ -53,11 +53,11 @@ class ModelPanel(QWidget):
         self.refresh_button.setText("⟳")
         self.refresh_button.setToolTip("Look for models again (checkpoints in the models folder)")
         self.digest_label = QLabel()
+        self.digest_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.sampling_label = QLabel()
         self.sampling_label.setToolTip("Stored in the checkpoint. Temperature: how far the hypotheses spread (1 = as "
                                        "the prior was trained). Box + N px: hypotheses are cut off outside the box "
                                        "prompt grown by N pixels of the model's crop.")
-        self.digest_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.samples = QSpinBox()
         self.samples.setRange(1, MAX_SAMPLES)
         self.samples.setValue(DEFAULT_SAMPLES)
