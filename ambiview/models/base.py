@@ -85,9 +85,6 @@ class Engine(ABC):
         boundary (the hypotheses drawn so far are returned).  Same seed, same hypotheses.
         """
 
-    def info(self) -> EngineInfo:
-        return EngineInfo(self.name, self.title, self.checkpoint, self.digest, self.dims)
-
 
 def box_support(box: tuple[float, float, float, float], shape: tuple[int, int], margin: float) -> np.ndarray:
     """Where a box prompt lets a hypothesis be: the pixels (i, j) with y0 - margin <= i <= y1 + margin and
