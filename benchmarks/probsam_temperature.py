@@ -5,10 +5,13 @@ seeds, so the rows differ only in the temperature (hypothesis i draws z = mu + T
 Choose the temperature on `train`, report on `validate`.  `--every K` keeps every K-th crop (name order).
 
     .venv/bin/python benchmarks/probsam_temperature.py --split train --every 5 --temperatures 1,1.15,1.3,1.5 \
-        [--box-margins=-1,5] [--checkpoint models/probsam-litemedsam.safetensors] [--json OUT] [--save OUT.safetensors]
+        [--box-margins=-1,5] [--draws iid,sobol] [--checkpoint models/probsam-litemedsam.safetensors] [--json OUT] \
+        [--save OUT.safetensors]
 
-`--save` writes a copy of the checkpoint whose stored temperature is the sweep's lowest-GED one (tensors unchanged;
-the metadata `temperature_chosen` records the split and the GEDs); it keeps the checkpoint's own box margin.
+`--draws` also sweeps how the hypotheses' eps are drawn (ProbSamConfig.draws: iid, or a scrambled Sobol sequence);
+the same seeds in both, so an iid row equals the checkpoint's own at that temperature.
+`--save` writes a copy of the checkpoint whose stored temperature (and draws) is the sweep's lowest-GED row (tensors
+unchanged; the metadata `temperature_chosen` records the split and the GEDs); it keeps the checkpoint's own box margin.
 
 Compare the diversity (distinct pairs) with the raters' spread δ printed by `benchmarks/ged_floor.py`.
 """
@@ -23,23 +26,26 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ambiview.evaluation import EvalOptions, evaluate, text_row  # noqa: E402
-from ambiview.models.probsam import ProbSamEngine, save_with_temperature  # noqa: E402
+from ambiview.models.probsam import DRAWS, ProbSamEngine, save_with_temperature  # noqa: E402
 from ambiview.paths import shared_data_dir  # noqa: E402
 
 
 def sweep(engine: ProbSamEngine, options: EvalOptions, temperatures: list[float],
-          box_margins: list[float] | None = None, log=print) -> list[dict]:
-    """One evaluation per (box margin, temperature); `box_margins` None keeps the engine's."""
+          box_margins: list[float] | None = None, log=print, draws: list[str] | None = None) -> list[dict]:
+    """One evaluation per (draws, box margin, temperature); `box_margins` / `draws` None keep the engine's."""
     rows = []
-    for margin in box_margins if box_margins is not None else [engine.box_margin]:
-        engine.box_margin = margin
-        for temperature in temperatures:
-            engine.temperature = temperature
-            report = evaluate(options, engine=engine)
-            rows.append({"temperature": temperature, "box_margin": margin, "aggregate": report.aggregate,
-                         "seconds": report.protocol["seconds"], "crops": report.protocol["n_items"]})
-            log(f"T {temperature:4.2f}, box margin {margin:g}: {text_row(report)}  "
-                f"({report.protocol['seconds']:.0f} s)")
+    for kind in draws if draws is not None else [engine.draws]:
+        engine.draws = kind
+        for margin in box_margins if box_margins is not None else [engine.box_margin]:
+            engine.box_margin = margin
+            for temperature in temperatures:
+                engine.temperature = temperature
+                report = evaluate(options, engine=engine)
+                rows.append({"temperature": temperature, "box_margin": margin, "draws": kind,
+                             "aggregate": report.aggregate, "seconds": report.protocol["seconds"],
+                             "crops": report.protocol["n_items"]})
+                log(f"T {temperature:4.2f}, box margin {margin:g}, {kind} draws: {text_row(report)}  "
+                    f"({report.protocol['seconds']:.0f} s)")
     return rows
 
 
@@ -51,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--temperatures", default="1,1.15,1.3,1.5", help="comma-separated, each >= 0")
     parser.add_argument("--box-margins", default=None,
                         help="comma-separated box bounds in crop pixels (negative: none; default: the checkpoint's)")
+    parser.add_argument("--draws", default=None,
+                        help=f"comma-separated ways of drawing eps, of {', '.join(DRAWS)} (default: the checkpoint's)")
     parser.add_argument("--every", type=int, default=1, help="keep every K-th crop (name order)")
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
@@ -66,18 +74,21 @@ def main(argv: list[str] | None = None) -> int:
         margins = [float(m) for m in args.box_margins.split(",") if m.strip()] if args.box_margins else None
     except ValueError:
         parser.error(f"--box-margins: not a list of numbers: {args.box_margins!r}")
+    draws = [d.strip() for d in args.draws.split(",") if d.strip()] if args.draws else None
+    if draws is not None and (not draws or set(draws) - set(DRAWS)):
+        parser.error(f"--draws: give one or more of {', '.join(DRAWS)}, got {args.draws!r}")
     if not temperatures or min(temperatures) < 0:
         parser.error("--temperatures: give one or more numbers >= 0 (0: every hypothesis is the prior's mean)")
     if args.save and margins is not None and len(margins) > 1:
         parser.error("--save picks a temperature: give one box margin (or none)")
     data = args.data or shared_data_dir() / "lidc-crops64"
     engine = ProbSamEngine.from_checkpoint(args.checkpoint, device=args.device)
-    print(f"{args.checkpoint.name} ({engine.digest}, stored temperature {engine.temperature}, box margin "
-          f"{engine.box_margin:g}), "
+    print(f"{args.checkpoint.name} ({engine.digest}, stored temperature {engine.temperature}, {engine.draws} draws, "
+          f"box margin {engine.box_margin:g}), "
           f"{args.split} every {args.every}, {args.samples} samples, seed {args.seed}")
     options = EvalOptions(model=engine.name, data=data, split=args.split, samples=args.samples, seed=args.seed,
                           device=args.device, every=args.every)
-    rows = sweep(engine, options, temperatures, margins)
+    rows = sweep(engine, options, temperatures, margins, draws=draws)
     if args.json:
         args.json.write_text(json.dumps({"checkpoint": str(args.checkpoint), "digest": engine.digest,
                                          "split": args.split, "every": args.every, "rows": rows}, indent=2))
@@ -86,11 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         if best["temperature"] <= 0:
             print("not saved: temperature 0 (one mask repeated) had the lowest GED", file=sys.stderr)
             return 1
-        geds = ", ".join(f"T {row['temperature']:g}: {row['aggregate']['ged']['mean']:.4f}" for row in rows)
+        geds = ", ".join(f"T {row['temperature']:g} {row['draws']}: {row['aggregate']['ged']['mean']:.4f}"
+                         for row in rows)
         note = (f"lowest mean GED on {args.split} (every {args.every}, {best['crops']} crops, {args.samples} samples, "
                 f"seed {args.seed}) by benchmarks/probsam_temperature.py: {geds}")
-        save_with_temperature(args.checkpoint, args.save, best["temperature"], note)
-        print(f"wrote {args.save} with temperature {best['temperature']:g}")
+        save_with_temperature(args.checkpoint, args.save, best["temperature"], note, draws=best["draws"])
+        print(f"wrote {args.save} with temperature {best['temperature']:g}, {best['draws']} draws")
     return 0
 
 

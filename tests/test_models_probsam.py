@@ -14,6 +14,7 @@ from ambiview.models.base import EngineInfo, ModelError, ModelPrompts, box_suppo
 from ambiview.models.embedding_cache import EmbeddingCache, fingerprint
 from ambiview.models.lidc import read_item
 from ambiview.models.probsam import (
+    DRAWS,
     ProbSamConfig,
     ProbSamEngine,
     box_of_mask,
@@ -23,6 +24,7 @@ from ambiview.models.probsam import (
     point_to_model,
     sampling_note,
     save_with_temperature,
+    standard_normal_draws,
     training_loss,
 )
 from ambiview.models.registry import list_engines, load_engine
@@ -234,6 +236,43 @@ def test_sampling_temperature_scales_the_prior_spread_and_travels_with_the_check
         assert all(torch.equal(a.get_tensor(key), b.get_tensor(key)) for key in a.keys())
     with pytest.raises(ModelError, match="temperature must be > 0"):
         save_with_temperature(smoke_checkpoint, tmp_path / "cold.safetensors", 0.0, "")
+
+
+def test_sobol_draws_cover_each_dimension_evenly_and_keep_hypothesis_i_fixed():
+    for draws in DRAWS:
+        eps = standard_normal_draws(16, 6, seed=7, draws=draws)
+        assert eps.shape == (16, 6) and torch.isfinite(eps).all()
+        assert torch.equal(standard_normal_draws(5, 6, seed=7, draws=draws), eps[:5])  # hypothesis i ignores n
+        assert not torch.equal(standard_normal_draws(16, 6, seed=8, draws=draws), eps)
+    # the first 16 points of a scrambled Sobol sequence put exactly one point in each sixteenth of every axis, so
+    # through the normal CDF every dimension's eps fall one per 1/16 quantile bin; 16 iid draws almost never do
+    strata = lambda eps: torch.floor(torch.special.ndtr(eps.double()) * 16).long()  # noqa: E731
+    sobol = strata(standard_normal_draws(16, 6, seed=7, draws="sobol"))
+    for dim in range(6):
+        assert sorted(sobol[:, dim].tolist()) == list(range(16))
+    iid = strata(standard_normal_draws(16, 6, seed=7, draws="iid"))
+    assert any(sorted(iid[:, dim].tolist()) != list(range(16)) for dim in range(6))
+    with pytest.raises(ModelError, match="unknown draws"):
+        standard_normal_draws(4, 6, seed=0, draws="halton")
+
+
+def test_the_way_of_drawing_travels_with_the_checkpoint(smoke_checkpoint, tmp_path):
+    engine = load_engine(str(smoke_checkpoint), device="cpu")
+    assert engine.draws == "iid"  # the paper's sampling
+    state = engine.prepare(np.random.default_rng(0).standard_normal((64, 64)).astype(np.float32))
+    box = ModelPrompts(box=(20, 20, 40, 40))
+    mu, log_sigma = engine.prior(state, box)
+    sobol = tmp_path / "sobol.safetensors"
+    save_with_temperature(smoke_checkpoint, sobol, 1.5, "chosen by hand", draws="sobol")
+    reloaded = load_engine(str(sobol), device="cpu")
+    assert (reloaded.temperature, reloaded.draws) == (1.5, "sobol")
+    expected = mu + 1.5 * torch.exp(log_sigma) * standard_normal_draws(4, mu.shape[1], 3, "sobol")
+    assert torch.allclose(reloaded.latents(state, box, 4, seed=3), expected)
+    assert sampling_note(reloaded.metadata) == "temperature 1.5 · Sobol draws · box + 5 px"
+    with pytest.raises(ModelError, match="unknown draws"):
+        save_with_temperature(smoke_checkpoint, tmp_path / "bad.safetensors", 1.0, "", draws="halton")
+    with pytest.raises(ModelError, match="unknown draws"):
+        ProbSamEngine(model=engine.model, name="bad", draws="halton")
 
 
 def test_box_support_grows_an_inclusive_box_by_the_margin():

@@ -52,6 +52,7 @@ ENGINE_FAMILY = "probsam"
 CHECKPOINT_FORMAT = "ambiview-probsam/1"
 LATENT_INPUTS = ("image", "embedding+prompt")
 Z_INJECT = ("tokens", "tokens+dense")
+DRAWS = ("iid", "sobol")  # ProbSamConfig.draws
 DELTA = "delta."  # trained minus pretrained backbone tensor (prompt encoder, mask decoder)
 NEW = "net."  # networks that do not exist in the backbone (prior, posterior, z projection)
 
@@ -89,6 +90,11 @@ class ProbSamConfig:
     # Above 1 the hypotheses spread more along the directions the model learned (swept by
     # benchmarks/probsam_temperature.py on `train`; the shipped checkpoint stores 1.6, its card says why).
     temperature: float = 1.0
+    # How the n hypotheses' eps are drawn (ours; "iid" = the paper): "sobol" takes them from a scrambled Sobol
+    # sequence (Owen 1998) through the normal quantile, seeded like the iid draws.  Each hypothesis is still a draw
+    # from the prior, but the n of them cover it evenly instead of clumping, so 16 hypotheses show more of what the
+    # model holds possible.  Hypothesis i does not depend on n (the sequence's first n points).
+    draws: str = "iid"
     # Box bound (ours; negative = none, the paper): with a box prompt, a hypothesis is zero outside the box grown by
     # this many crop pixels, because a box says where the object is.  The decoder sees the box only as two prompt
     # tokens, and a warm z can carry a hypothesis along vessels far outside it.  5 px was chosen on `train`
@@ -383,25 +389,31 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], metadata: dict
     write_bytes_atomic(Path(path), save(tensors, metadata={k: str(v) for k, v in metadata.items()}))
 
 
-def save_with_temperature(path: Path, out: Path, temperature: float, note: str) -> None:
-    """Copy a checkpoint with another sampling temperature in its configuration; the tensors are unchanged and
-    `note` (how the temperature was chosen) is stored as the metadata `temperature_chosen`."""
+def save_with_temperature(path: Path, out: Path, temperature: float, note: str, draws: str | None = None) -> None:
+    """Copy a checkpoint with another sampling temperature (and, when given, another way of drawing, see
+    ProbSamConfig.draws) in its configuration; the tensors are unchanged and `note` (how they were chosen) is stored
+    as the metadata `temperature_chosen`."""
     if not temperature > 0:
         raise ModelError(f"temperature must be > 0, got {temperature}")
+    if draws is not None and draws not in DRAWS:
+        raise ModelError(f"unknown draws {draws!r} (use {' or '.join(DRAWS)})")
     tensors, meta = read_checkpoint(path, CHECKPOINT_FORMAT, "a Probabilistic SAM checkpoint")
     config = ProbSamConfig.from_json(meta.get("config", "{}"))
     config.temperature = float(temperature)
+    if draws is not None:
+        config.draws = draws
     save_checkpoint(out, tensors, {**meta, "config": config.to_json(), "temperature_chosen": note})
 
 
 def sampling_note(meta: dict[str, str]) -> str:
-    """How a checkpoint samples, for the model picker: its temperature and box bound."""
+    """How a checkpoint samples, for the model picker: its temperature, draws and box bound."""
     try:
         config = ProbSamConfig.from_json(meta.get("config", "{}"))
     except (ValueError, TypeError):
         return ""
     bound = f"box + {config.box_margin:g} px" if config.box_margin >= 0 else "no box bound"
-    return f"temperature {config.temperature:g} · {bound}"
+    draws = " · Sobol draws" if config.draws == "sobol" else ""
+    return f"temperature {config.temperature:g}{draws} · {bound}"
 
 
 def load_model(path: Path, backbone_spec: str | None = None) -> tuple[ProbSam, dict[str, str]]:
@@ -465,12 +477,15 @@ class ProbSamEngine(Engine):
     precision: str = ""
     temperature: float = 1.0  # scale of the prior's sigma when sampling (ProbSamConfig.temperature)
     box_margin: float = 5.0  # hypotheses are zero outside a box prompt grown by this (ProbSamConfig.box_margin)
+    draws: str = "iid"  # how the hypotheses' eps are drawn (ProbSamConfig.draws)
     dims: int = 2
     accepts: frozenset[str] = frozenset({"box", "point"})
     default_samples: int = 16
     crop_size: int = 64
 
     def __post_init__(self) -> None:
+        if self.draws not in DRAWS:
+            raise ModelError(f"{self.name}: unknown draws {self.draws!r} (use {' or '.join(DRAWS)})")
         self.model.eval()
         self._move(self.device)
 
@@ -484,7 +499,7 @@ class ProbSamEngine(Engine):
         return cls(model=model, name=path.stem, title=meta.get("title", "Probabilistic SAM"), checkpoint=path,
                    digest=short_digest(file_sha256(path)), device=select_device(device), metadata=meta,
                    cache=EmbeddingCache(), crop_size=config.crop_size, temperature=config.temperature,
-                   box_margin=config.box_margin)
+                   box_margin=config.box_margin, draws=config.draws)
 
     def _move(self, device: torch.device) -> None:
         self.device = torch.device(device)
@@ -559,12 +574,10 @@ class ProbSamEngine(Engine):
             return self.model.prior_gaussian(state.crop, state.embedding, prompts)
 
     def latents(self, state: ProbSamState, prompts: ModelPrompts, n: int, seed: int) -> torch.Tensor:
-        """n prior samples (n, latent) at the engine's temperature; drawn one by one on the CPU so hypothesis i does
-        not depend on n or device."""
+        """n prior samples (n, latent) at the engine's temperature; eps drawn on the CPU so hypothesis i does not
+        depend on n or device."""
         mu, log_sigma = self.prior(state, prompts)
-        gen = torch.Generator(device="cpu").manual_seed(int(seed))
-        eps = torch.stack([torch.randn(self.model.latent_dim, generator=gen) for _ in range(n)])
-        eps = eps.to(mu.device)
+        eps = standard_normal_draws(n, self.model.latent_dim, seed, self.draws).to(mu.device)
         return mu + self.temperature * torch.exp(log_sigma) * eps
 
     def _sample(self, state: ProbSamState, prompts: ModelPrompts, n: int, seed: int,
@@ -588,6 +601,19 @@ class ProbSamEngine(Engine):
                 return (probs * support if support is not None else probs).numpy()
 
             return draw_in_batches(n, state.shape, batch, draw, on_sample, cancel)
+
+
+def standard_normal_draws(n: int, dim: int, seed: int, draws: str = "iid") -> torch.Tensor:
+    """(n, dim) standard normal eps, the first k rows the same for any n >= k: "iid" one row at a time from a
+    seeded generator; "sobol" the first n points of a scrambled Sobol sequence through the normal quantile."""
+    if draws == "iid":
+        gen = torch.Generator(device="cpu").manual_seed(int(seed))
+        return torch.stack([torch.randn(dim, generator=gen) for _ in range(n)])
+    if draws == "sobol":
+        u = torch.quasirandom.SobolEngine(dim, scramble=True, seed=int(seed)).draw(n, dtype=torch.float64)
+        # a scrambled point can sit on 0 exactly; keep the quantile finite
+        return torch.special.ndtri(u.clamp(1e-7, 1.0 - 1e-7)).float()
+    raise ModelError(f"unknown draws {draws!r} (use {' or '.join(DRAWS)})")
 
 
 def _check_image(image: Any) -> np.ndarray:

@@ -31,6 +31,7 @@ from .lidc import LidcItem, check_split, load_split
 from .probsam import (
     CHECKPOINT_FORMAT,
     DELTA,
+    DRAWS,
     LATENT_INPUTS,
     Z_INJECT,
     ENGINE_FAMILY,
@@ -190,6 +191,8 @@ def _config(request: TrainRequest, base: ProbSamConfig | None = None) -> ProbSam
         raise ModelError(f"ema must be in [0, 1) (0: off), got {config.ema}")
     if not config.temperature > 0:
         raise ModelError(f"temperature must be > 0, got {config.temperature}")
+    if config.draws not in DRAWS:
+        raise ModelError(f"draws must be one of {', '.join(DRAWS)}, got {config.draws!r}")
     if not config.energy_weight >= 0 or config.energy_samples < 2:
         raise ModelError(f"energy_weight must be >= 0 and energy_samples >= 2 (its spread term needs two), got "
                          f"{config.energy_weight} and {config.energy_samples}")
@@ -268,7 +271,7 @@ def _fit(request: TrainRequest, config: ProbSamConfig, device: torch.device, bac
     rest = [p for p in model.parameters() if id(p) not in new_ids]
     optimizer = torch.optim.Adam([{"params": rest}, {"params": new, "lr": config.lr_new or config.lr}], lr=config.lr)
     engine = ProbSamEngine(model=model, name="validation", device=device, temperature=config.temperature,
-                           box_margin=config.box_margin)
+                           box_margin=config.box_margin, draws=config.draws)
     history: list[dict] = []
     best: dict = {"ged": math.inf}
     steps_total = config.epochs * len(train_items)

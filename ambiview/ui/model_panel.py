@@ -56,8 +56,9 @@ class ModelPanel(QWidget):
         self.digest_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.sampling_label = QLabel()
         self.sampling_label.setToolTip("Stored in the checkpoint. Temperature: how far the hypotheses spread (1 = as "
-                                       "the prior was trained). Box + N px: hypotheses are cut off outside the box "
-                                       "prompt grown by N pixels of the model's crop.")
+                                       "the prior was trained). Sobol draws: the hypotheses cover the prior evenly "
+                                       "instead of independently. Box + N px: hypotheses are cut off outside the "
+                                       "box prompt grown by N pixels of the model's crop.")
         self.samples = QSpinBox()
         self.samples.setRange(1, MAX_SAMPLES)
         self.samples.setValue(DEFAULT_SAMPLES)
