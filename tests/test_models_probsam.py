@@ -575,8 +575,9 @@ def test_shipped_checkpoint_is_small_and_listed(shipped):
     names = {info.name: info for info in list_engines()}
     assert names["probsam-litemedsam"].checkpoint == SHIPPED
     assert names["probsam-litemedsam"].digest == shipped.digest
-    assert names["probsam-litemedsam"].sampling == "temperature 1.6 · box + 5 px"  # what the card says is shipped
-    assert (shipped.temperature, shipped.box_margin) == (1.6, 5.0)
+    # what the card says is shipped
+    assert names["probsam-litemedsam"].sampling == "temperature 1.6 · Sobol draws · box + 5 px"
+    assert (shipped.temperature, shipped.draws, shipped.box_margin) == (1.6, "sobol", 5.0)
     assert shipped.accepts == frozenset({"box", "point"}) and shipped.dims == 2 and shipped.crop_size == 64
     meta = shipped.metadata
     assert meta["backbone"] == "litemedsam" and meta["backbone_sha256"].startswith("79d8c9dc")

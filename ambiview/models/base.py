@@ -45,7 +45,7 @@ class EngineInfo:
     checkpoint: Path | None
     digest: str
     dims: int
-    sampling: str = ""  # how the checkpoint samples, when it says (e.g. "temperature 1.6 · box + 5 px")
+    sampling: str = ""  # how the checkpoint samples, when it says (e.g. "temperature 1.6 · Sobol draws · box + 5 px")
 
 
 class Engine(ABC):
