@@ -150,7 +150,7 @@ def test_model_panel_lists_the_installed_engines_with_their_digest(window):
     assert panel.samples.value() == 16 and panel.seed.value() == 0
     assert panel.select_engine("quick") and not panel.select_engine("missing")
     assert panel.digest_label.text() == "sha256 f00dquic"
-    assert panel.sampling_label.text() == "temperature 2 · box + 3 px"
+    assert panel.sampling_label.text() == "temperature\u00a02 · box\u00a0+\u00a03\u00a0px"
     assert panel.select_engine("builtin") and panel.sampling_label.text() == "—"
     assert panel.select_engine("quick")
     panel.device_box.setCurrentText("CPU")

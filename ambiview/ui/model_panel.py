@@ -55,6 +55,7 @@ class ModelPanel(QWidget):
         self.digest_label = QLabel()
         self.digest_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.sampling_label = QLabel()
+        self.sampling_label.setWordWrap(True)  # a long note wraps instead of widening the dock and the window
         self.sampling_label.setToolTip("Stored in the checkpoint. Temperature: how far the hypotheses spread (1 = as "
                                        "the prior was trained). Sobol draws: the hypotheses cover the prior evenly "
                                        "instead of independently. Box + N px: hypotheses are cut off outside the "
@@ -176,7 +177,9 @@ class ModelPanel(QWidget):
     def _settings_changed(self, *_) -> None:
         info = self.current_engine()
         self.digest_label.setText(("sha256 " + info.digest if info.digest else "built-in weights") if info else "—")
-        self.sampling_label.setText(info.sampling if info and info.sampling else "—")
+        # wrap only between the note's parts ("box + 5 px" stays on one line)
+        parts = info.sampling.split(" · ") if info and info.sampling else []
+        self.sampling_label.setText(" · ".join(part.replace(" ", "\u00a0") for part in parts) or "—")
         self.controller.set_settings(self.settings())
 
     # --- progress and messages --------------------------------------------------------------------------------------
