@@ -11,7 +11,9 @@ upsampled 3-channel copy); logits are averaged down to the crop grid (4x4 cells 
 there; point prompts are accepted (trained by replacing the box by 1-3 points on a fraction of the steps); sampling
 runs the encoder once and decodes all hypotheses from one embedding, in batches.  Options of ProbSamConfig, off by
 default: z also into the dense embedding (`z_inject`), free bits, a learning rate of its own for the new nets, a
-sampling temperature, and prior/posterior nets on the encoder's embedding and the prompt (`latent_input`).
+sampling temperature, scrambled-Sobol draws of the hypotheses' eps (`draws`), an energy score (`energy_weight`), and
+prior/posterior nets on the encoder's embedding and the prompt (`latent_input`); on by default: the box bound
+(`box_margin`).
 """
 from __future__ import annotations
 
