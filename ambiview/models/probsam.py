@@ -397,8 +397,8 @@ def save_with_temperature(path: Path, out: Path, temperature: float, note: str, 
     as the metadata `temperature_chosen`."""
     if not temperature > 0:
         raise ModelError(f"temperature must be > 0, got {temperature}")
-    if draws is not None and draws not in DRAWS:
-        raise ModelError(f"unknown draws {draws!r} (use {' or '.join(DRAWS)})")
+    if draws is not None:
+        checked_draws(draws)
     tensors, meta = read_checkpoint(path, CHECKPOINT_FORMAT, "a Probabilistic SAM checkpoint")
     config = ProbSamConfig.from_json(meta.get("config", "{}"))
     config.temperature = float(temperature)
@@ -486,8 +486,7 @@ class ProbSamEngine(Engine):
     crop_size: int = 64
 
     def __post_init__(self) -> None:
-        if self.draws not in DRAWS:
-            raise ModelError(f"{self.name}: unknown draws {self.draws!r} (use {' or '.join(DRAWS)})")
+        checked_draws(self.draws, self.name)
         self.model.eval()
         self._move(self.device)
 
@@ -608,14 +607,19 @@ class ProbSamEngine(Engine):
 def standard_normal_draws(n: int, dim: int, seed: int, draws: str = "iid") -> torch.Tensor:
     """(n, dim) standard normal eps, the first k rows the same for any n >= k: "iid" one row at a time from a
     seeded generator; "sobol" the first n points of a scrambled Sobol sequence through the normal quantile."""
-    if draws == "iid":
+    if checked_draws(draws) == "iid":
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         return torch.stack([torch.randn(dim, generator=gen) for _ in range(n)])
-    if draws == "sobol":
-        u = torch.quasirandom.SobolEngine(dim, scramble=True, seed=int(seed)).draw(n, dtype=torch.float64)
-        # a scrambled point can sit on 0 exactly; keep the quantile finite
-        return torch.special.ndtri(u.clamp(1e-7, 1.0 - 1e-7)).float()
-    raise ModelError(f"unknown draws {draws!r} (use {' or '.join(DRAWS)})")
+    u = torch.quasirandom.SobolEngine(dim, scramble=True, seed=int(seed)).draw(n, dtype=torch.float64)
+    # a scrambled point can sit on 0 exactly; keep the quantile finite
+    return torch.special.ndtri(u.clamp(1e-7, 1.0 - 1e-7)).float()
+
+
+def checked_draws(draws: str, where: str = "") -> str:
+    """`draws` when it is one of DRAWS, else ModelError (prefixed by `where`: the checkpoint's name)."""
+    if draws not in DRAWS:
+        raise ModelError(f"{where + ': ' if where else ''}unknown draws {draws!r} (use {' or '.join(DRAWS)})")
+    return draws
 
 
 def _check_image(image: Any) -> np.ndarray:

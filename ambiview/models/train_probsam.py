@@ -31,7 +31,6 @@ from .lidc import LidcItem, check_split, load_split
 from .probsam import (
     CHECKPOINT_FORMAT,
     DELTA,
-    DRAWS,
     LATENT_INPUTS,
     Z_INJECT,
     ENGINE_FAMILY,
@@ -42,6 +41,7 @@ from .probsam import (
     apply_checkpoint_tensors,
     backbone_reference,
     box_of_mask,
+    checked_draws,
     checkpoint_tensors,
     file_sha256,
     free_bits_kl,
@@ -191,8 +191,7 @@ def _config(request: TrainRequest, base: ProbSamConfig | None = None) -> ProbSam
         raise ModelError(f"ema must be in [0, 1) (0: off), got {config.ema}")
     if not config.temperature > 0:
         raise ModelError(f"temperature must be > 0, got {config.temperature}")
-    if config.draws not in DRAWS:
-        raise ModelError(f"draws must be one of {', '.join(DRAWS)}, got {config.draws!r}")
+    checked_draws(config.draws)
     if not config.energy_weight >= 0 or config.energy_samples < 2:
         raise ModelError(f"energy_weight must be >= 0 and energy_samples >= 2 (its spread term needs two), got "
                          f"{config.energy_weight} and {config.energy_samples}")
