@@ -303,6 +303,18 @@ def test_a_box_prompt_bounds_the_hypotheses_and_points_do_not(smoke_checkpoint):
     assert sampling_note({"config": "not json"}) == ""
 
 
+def test_decoding_chosen_latents_gives_those_hypotheses_of_a_sample(smoke_checkpoint):
+    engine = load_engine(str(smoke_checkpoint), device="cpu")
+    engine.draws = "sobol"
+    state = engine.prepare(np.random.default_rng(2).standard_normal((64, 64)).astype(np.float32))
+    box = ModelPrompts(box=(20, 22, 30, 35))
+    full = engine.sample(state, box, n=8, seed=3)
+    picks = [1, 5, 7]  # as benchmarks/probsam_flip_views.py shares hypotheses out over views
+    z = engine.latents(state, box, 8, seed=3)[picks]
+    assert np.allclose(engine.decode_latents(state, box, z), full[picks], atol=1e-6)
+    assert not np.allclose(full[1], full[5])
+
+
 def test_training_is_deterministic(smoke_checkpoint, lidc_dir, tmp_path):
     again = tmp_path / "again.safetensors"
     assert cli_main(["train", "probsam", "--data", str(lidc_dir), "--out", str(again), "--epochs", "1", "--limit",

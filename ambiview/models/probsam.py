@@ -585,9 +585,21 @@ class ProbSamEngine(Engine):
                 on_sample: OnSample | None, cancel: Cancel | None) -> np.ndarray:
         if state.embedding.device != self.device:
             state = state.to(self.device)
-        batch = self.batch_size or (4 if self.device.type == "cpu" else n)
         with torch.inference_mode():
             z = self.latents(state, prompts, n, seed)
+        return self._decode(state, prompts, z, on_sample, cancel)
+
+    def decode_latents(self, state: ProbSamState, prompts: ModelPrompts, z: torch.Tensor) -> np.ndarray:
+        """(n, H, W) hypotheses for given latents z (n, latent) (`latents` draws them), box-bounded."""
+        if state.embedding.device != self.device:
+            state = state.to(self.device)
+        return self._decode(state, _check_prompts(prompts, state.shape), z.to(self.device), None, None)
+
+    def _decode(self, state: ProbSamState, prompts: ModelPrompts, z: torch.Tensor,
+                on_sample: OnSample | None, cancel: Cancel | None) -> np.ndarray:
+        n = z.shape[0]
+        batch = self.batch_size or (4 if self.device.type == "cpu" else n)
+        with torch.inference_mode():
             sparse, dense = self.model.embed_prompts([prompts], state.shape)
             support = None
             if prompts.box is not None and self.box_margin >= 0:
