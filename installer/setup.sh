@@ -42,9 +42,18 @@ extras=""
 stamp_src="$(cat pyproject.toml installer/setup.sh | sha256sum | cut -c1-16)$extras"
 if [[ "$(cat .venv/.ambiview-stamp 2>/dev/null)" != "$stamp_src" ]]; then
   echo "setup: installing Python packages into .venv (torch comes from this machine's disk when it is there)"
-  .venv/bin/python -m pip install -q --upgrade pip
+  # Where torch has to come from PyPI it is a CUDA build of about 3 GB, 6 GB installed: pip's own cache would hold a
+  # second copy, so it is not used, and the free space is printed so that a full disk is plain to see in a log.
+  echo "setup: free space here: $(df -h --output=avail . | tail -1 | tr -d ' ')"
+  pipi() {
+    if ! .venv/bin/python -m pip install -q --no-cache-dir "$@"; then
+      echo "setup: pip could not install $* (free space now: $(df -h --output=avail . | tail -1 | tr -d ' '))" >&2
+      exit 1
+    fi
+  }
+  pipi --upgrade pip
   # torch first and pinned, so that no other requirement can pull a different build
-  .venv/bin/python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-  .venv/bin/python -m pip install -q -e ".$extras"
+  pipi "torch==2.14.1" "torchvision==0.29.1"
+  pipi -e ".$extras"
   echo "$stamp_src" > .venv/.ambiview-stamp
 fi
