@@ -52,8 +52,18 @@ if [[ "$(cat .venv/.ambiview-stamp 2>/dev/null)" != "$stamp_src" ]]; then
     fi
   }
   pipi --upgrade pip
-  # torch first and pinned, so that no other requirement can pull a different build
-  pipi "torch==2.14.1" "torchvision==0.29.1"
+  # torch first and pinned, so that no other requirement can pull a different build; its wheels one at a time, so
+  # that a download never lies on the disk beside all the others (pip keeps them until the end of one command)
+  torch_pins=("torch==2.14.1" "torchvision==0.29.1")
+  report="$(mktemp)"
+  pipi --dry-run --report "$report" "${torch_pins[@]}"
+  for spec in $(.venv/bin/python -c 'import json, sys
+print(" ".join(i["metadata"]["name"] + "==" + i["metadata"]["version"] for i in json.load(open(sys.argv[1]))["install"]))' \
+      "$report"); do
+    pipi --no-deps "$spec"
+  done
+  rm -f "$report"
+  pipi "${torch_pins[@]}"  # nothing left to install: this checks that what is there satisfies torch's requirements
   pipi -e ".$extras"
   echo "$stamp_src" > .venv/.ambiview-stamp
 fi
