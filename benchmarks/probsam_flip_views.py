@@ -4,6 +4,8 @@ Hypothesis i is decoded on view i % V (identity, left-right, up-down, both), fro
 and prior, with the same eps_i as the unflipped model (the checkpoint's draws), then flipped back; the box prompt
 is flipped with the crop.  V = 1 is the model as shipped.  Each view costs one more encoder pass, which is what
 this measures against: GED and the other protocol metrics of `ambiview-cli eval` (consensus box, same per-crop seeds).
+With `--flip embedding` the views cost no encoder pass: each flips the one embedding of the crop in space (and the
+crop its prior sees) instead, and the decoder's positional encoding stays as it is.
 
     .venv/bin/python benchmarks/probsam_flip_views.py --split train --every 5 --views 1,4 --temperatures 1.3,1.6,2 \
         [--checkpoint models/probsam-litemedsam.safetensors] [--json-prefix OUT]
@@ -29,7 +31,7 @@ from ambiview.evaluation import (METRICS, EvalOptions, EvalReport, aggregate, it
                                  prompt_box, resolve_split)
 from ambiview.models.base import ModelPrompts  # noqa: E402
 from ambiview.models.lidc import load_split  # noqa: E402
-from ambiview.models.probsam import ProbSamEngine  # noqa: E402
+from ambiview.models.probsam import ProbSamEngine, ProbSamState  # noqa: E402
 from ambiview.paths import shared_data_dir  # noqa: E402
 
 FLIPS = ((False, False), (False, True), (True, False), (True, True))  # (up-down, left-right) per view
@@ -55,6 +57,14 @@ def flip_box(box, shape: tuple[int, int], up_down: bool, left_right: bool) -> tu
     return y0, x0, y1, x1
 
 
+def flipped_state(state: ProbSamState, up_down: bool, left_right: bool) -> ProbSamState:
+    """The state of the flipped crop without an encoder pass: embedding and crop flipped in space."""
+    dims = ([-2] if up_down else []) + ([-1] if left_right else [])
+    if not dims:
+        return state
+    return ProbSamState(torch.flip(state.embedding, dims), torch.flip(state.crop, dims), state.shape, state.key)
+
+
 def flipped_view_hypotheses(engine: ProbSamEngine, states: list, scan: np.ndarray, box, n: int, seed: int,
                             views: int) -> np.ndarray:
     """(n, H, W): hypothesis i on view i % views, flipped back; states[k] is view k's `engine.prepare`."""
@@ -77,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=1, help="every K-th crop in name order")
     parser.add_argument("--views", default="1,4", help="comma-separated, each 1..4")
     parser.add_argument("--temperatures", default=None, help="comma-separated (default: the checkpoint's)")
+    parser.add_argument("--flip", choices=("input", "embedding"), default="input",
+                        help="flip the crop before the encoder (one pass a view), or flip its embedding (one pass)")
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json-prefix", type=Path, default=None)
@@ -99,7 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         rng = item_rng(args.seed, item.name)
         seed = int(rng.integers(2**31 - 1))  # as ambiview.evaluation draws it, so V = 1 equals `eval`
         box, _ = prompt_box(item, "gt", rng)
-        states = [engine.prepare(flip(item.scan, *FLIPS[k])) for k in range(max(views))]  # one encoder pass a view
+        if args.flip == "input":  # one encoder pass a view
+            states = [engine.prepare(flip(item.scan, *FLIPS[k])) for k in range(max(views))]
+        else:  # one encoder pass; each view flips its embedding (and the crop the prior sees)
+            base = engine.prepare(item.scan)
+            states = [flipped_state(base, *FLIPS[k]) for k in range(max(views))]
         for temperature in temps:
             engine.temperature = temperature
             for v in views:
@@ -113,9 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             + f"  (GED [{agg['ged']['lo']:.3f}, {agg['ged']['hi']:.3f}])")
         if args.json_prefix:
             path = Path(f"{args.json_prefix}-V{v}-T{temperature:g}.json")
-            protocol = {"model": str(args.checkpoint), "digest": engine.digest, "views": v, "temperature": temperature,
-                        "samples": args.samples, "seed": args.seed, "prompt": "gt", "data": str(split_dir),
-                        "n_items": len(items_rows), "every": args.every, "bootstrap": EvalOptions.n_boot, "threshold": 0.5}
+            protocol = {"model": str(args.checkpoint), "digest": engine.digest, "views": v, "flip": args.flip,
+                        "temperature": temperature, "samples": args.samples, "seed": args.seed, "prompt": "gt",
+                        "data": str(split_dir), "n_items": len(items_rows), "every": args.every,
+                        "bootstrap": EvalOptions.n_boot, "threshold": 0.5}
             path.write_text(json.dumps(EvalReport(protocol, agg, items_rows).to_dict(), indent=1))
     return 0
 
