@@ -30,6 +30,7 @@ import numpy as np
 
 from .models.base import ModelPrompts
 from .models.lidc import LidcItem, check_split, load_split
+from .models.mirror_views import set_views
 from .uncertainty.bootstrap import bootstrap_ci
 from .uncertainty.metrics import collective_insight, diversity, ged, hm_iou, ncc, soft_dice
 
@@ -60,6 +61,7 @@ class EvalOptions:
     limit: int | None = None
     n_boot: int = 2000
     every: int = 1  # keep every k-th crop (name order), before `limit`
+    views: int | None = None  # mirrored views per crop (Probabilistic SAM's `views`); None: the engine's own
 
 
 @dataclass
@@ -205,6 +207,8 @@ def evaluate(options: EvalOptions, progress: Progress | None = None, engine=None
     is_reference = options.model in REFERENCES
     if engine is None and not is_reference:
         engine = load_engine(options.model, options.device)
+    if options.views is not None and not is_reference:
+        set_views(engine, options.views)
     if getattr(engine, "dims", 2) == 3:  # volumes: one item per nodule stack (evaluation3d.py)
         from .evaluation3d import evaluate_stacks
 
@@ -240,6 +244,7 @@ def evaluate(options: EvalOptions, progress: Progress | None = None, engine=None
         "checkpoint": str(getattr(engine, "checkpoint", "") or ""),
         "device": str(getattr(engine, "device", "cpu")),
         "samples": options.samples,
+        "views": getattr(engine, "views", 1),
         "seed": options.seed,
         "prompt": "none (from annotations)" if is_reference else options.prompt,
         "prompt_fallbacks": fallbacks,
@@ -267,12 +272,18 @@ def _fmt(stats: dict, digits: int = 3) -> str:
     return f"{stats['mean']:.{digits}f} [{stats['lo']:.{digits}f}, {stats['hi']:.{digits}f}]"
 
 
+def model_label(protocol: dict) -> str:
+    """The model's name, with its mirrored views when there are several."""
+    views = protocol.get("views", 1)
+    return protocol["model"] + (f" ({views} views)" if views > 1 else "")
+
+
 def text_row(report: EvalReport) -> str:
     """One readable line per model."""
     agg = report.aggregate
     proto = report.protocol
     items = f"{proto['n_items']} {proto.get('items', 'crops')}"
-    parts = [f"{proto['model']} (prompt {proto['prompt']}, n={proto['samples']}, {items}):"]
+    parts = [f"{model_label(proto)} (prompt {proto['prompt']}, n={proto['samples']}, {items}):"]
     for metric in agg:
         text = f"{SHORT[metric]} {_fmt(agg[metric])}"
         if agg[metric]["n_nan"]:
@@ -288,7 +299,7 @@ def markdown_table(reports: list[EvalReport]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for report in reports:
         agg, proto = report.aggregate, report.protocol
-        cells = [f"`{proto['model']}`", "—" if proto["model"] in REFERENCES else proto["prompt"],
+        cells = [f"`{model_label(proto)}`", "—" if proto["model"] in REFERENCES else proto["prompt"],
                  f"`{proto['digest']}`" if proto["digest"] else "—"]
         for metric in metrics:
             cell = _fmt(agg[metric])

@@ -1,9 +1,10 @@
-"""Probabilistic SAM with flipped views: the n hypotheses shared out over V flips of the crop (measured; not shipped).
+"""Probabilistic SAM with flipped views: the n hypotheses shared out over V flips of the crop, at several temperatures.
 
 Hypothesis i is decoded on view i % V (identity, left-right, up-down, both), from that view's own encoder embedding
 and prior, with the same eps_i as the unflipped model (the checkpoint's draws), then flipped back; the box prompt
-is flipped with the crop.  V = 1 is the model as shipped.  Each view costs one more encoder pass, which is what
-this measures against: GED and the other protocol metrics of `ambiview-cli eval` (consensus box, same per-crop seeds).
+is flipped with the crop (the engine's `views`, `ambiview.models.mirror_views`; `ambiview-cli eval --views V`).
+V = 1 is the default.  Each view costs one more encoder pass, which is what this measures against: GED and the
+other protocol metrics of `ambiview-cli eval` (consensus box, same per-crop seeds).
 With `--flip embedding` the views cost no encoder pass: each flips the one embedding of the crop in space (and the
 crop its prior sees) instead, and the decoder's positional encoding stays as it is.
 
@@ -31,51 +32,31 @@ from ambiview.evaluation import (METRICS, EvalOptions, EvalReport, aggregate, it
                                  prompt_box, resolve_split)
 from ambiview.models.base import ModelPrompts  # noqa: E402
 from ambiview.models.lidc import load_split  # noqa: E402
+from ambiview.models.mirror_views import FLIPS, MAX_VIEWS, flip, flip_prompts  # noqa: E402
 from ambiview.models.probsam import ProbSamEngine, ProbSamState  # noqa: E402
 from ambiview.paths import shared_data_dir  # noqa: E402
 
-FLIPS = ((False, False), (False, True), (True, False), (True, True))  # (up-down, left-right) per view
-
-
-def flip(array: np.ndarray, up_down: bool, left_right: bool) -> np.ndarray:
-    """The last two axes flipped (its own inverse)."""
-    if up_down:
-        array = array[..., ::-1, :]
-    if left_right:
-        array = array[..., ::-1]
-    return np.ascontiguousarray(array)
-
-
-def flip_box(box, shape: tuple[int, int], up_down: bool, left_right: bool) -> tuple:
-    """An inclusive (y0, x0, y1, x1) box in the flipped crop."""
-    y0, x0, y1, x1 = box
-    h, w = shape
-    if up_down:
-        y0, y1 = h - 1 - y1, h - 1 - y0
-    if left_right:
-        x0, x1 = w - 1 - x1, w - 1 - x0
-    return y0, x0, y1, x1
-
-
-def flipped_state(state: ProbSamState, up_down: bool, left_right: bool) -> ProbSamState:
-    """The state of the flipped crop without an encoder pass: embedding and crop flipped in space."""
+def flipped_state(state: ProbSamState, view: int) -> ProbSamState:
+    """The state of view `view` without an encoder pass: the embedding and the crop flipped in space."""
+    up_down, left_right = FLIPS[view]
     dims = ([-2] if up_down else []) + ([-1] if left_right else [])
     if not dims:
         return state
     return ProbSamState(torch.flip(state.embedding, dims), torch.flip(state.crop, dims), state.shape, state.key)
 
 
-def flipped_view_hypotheses(engine: ProbSamEngine, states: list, scan: np.ndarray, box, n: int, seed: int,
-                            views: int) -> np.ndarray:
-    """(n, H, W): hypothesis i on view i % views, flipped back; states[k] is view k's `engine.prepare`."""
-    out = np.zeros((n,) + scan.shape, np.float32)
-    for k, state in enumerate(states[:views]):
-        up_down, left_right = FLIPS[k]
-        prompts = ModelPrompts(box=flip_box(box, scan.shape, up_down, left_right))
-        picks = list(range(k, n, views))
+def flipped_embedding_hypotheses(engine: ProbSamEngine, state: ProbSamState, box, n: int, seed: int,
+                                 views: int) -> np.ndarray:
+    """(n, H, W): hypothesis i on view i % views of the one embedding, flipped back (the engine's own `views`
+    does this with an encoder pass a view)."""
+    out = np.zeros((n,) + state.shape, np.float32)
+    for view in range(views):
+        view_state = flipped_state(state, view)
+        prompts = flip_prompts(ModelPrompts(box=box), state.shape, view)
+        picks = list(range(view, n, views))
         with torch.inference_mode():
-            z = engine.latents(state, prompts, n, seed)[picks]
-        out[picks] = flip(engine.decode_latents(state, prompts, z), up_down, left_right)
+            z = engine.latents(view_state, prompts, n, seed)[picks]
+        out[picks] = flip(engine.decode_latents(view_state, prompts, z), view)
     return out
 
 
@@ -98,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         temps = [float(t) for t in args.temperatures.split(",")] if args.temperatures else None
     except ValueError:
         parser.error("--views and --temperatures take comma-separated numbers")
-    if any(not 1 <= v <= len(FLIPS) for v in views):
-        parser.error(f"--views: each between 1 and {len(FLIPS)}")
+    if any(not 1 <= v <= MAX_VIEWS for v in views):
+        parser.error(f"--views: each between 1 and {MAX_VIEWS}")
     data = args.data or shared_data_dir() / "lidc-crops64"
     split_dir = resolve_split(data, args.split)
     items = load_split(split_dir)[::max(1, args.every)]
@@ -111,15 +92,15 @@ def main(argv: list[str] | None = None) -> int:
         rng = item_rng(args.seed, item.name)
         seed = int(rng.integers(2**31 - 1))  # as ambiview.evaluation draws it, so V = 1 equals `eval`
         box, _ = prompt_box(item, "gt", rng)
-        if args.flip == "input":  # one encoder pass a view
-            states = [engine.prepare(flip(item.scan, *FLIPS[k])) for k in range(max(views))]
-        else:  # one encoder pass; each view flips its embedding (and the crop the prior sees)
-            base = engine.prepare(item.scan)
-            states = [flipped_state(base, *FLIPS[k]) for k in range(max(views))]
+        state = engine.prepare(item.scan)
         for temperature in temps:
             engine.temperature = temperature
             for v in views:
-                probs = flipped_view_hypotheses(engine, states, item.scan, box, args.samples, seed, v)
+                if args.flip == "input":  # the engine's own views: one encoder pass a view (cached after the first)
+                    engine.views = v
+                    probs = engine.sample(state, ModelPrompts(box=box), args.samples, seed)
+                else:
+                    probs = flipped_embedding_hypotheses(engine, state, box, args.samples, seed, v)
                 rows.setdefault((v, temperature), []).append({"name": item.name, **item_metrics(probs, item.raters)})
     print(f"{len(items)} crops of {split_dir}, {time.perf_counter() - start:.0f} s")
     for (v, temperature), items_rows in sorted(rows.items()):

@@ -13,6 +13,7 @@ from ambiview.cli import main as cli_main
 from ambiview.models.base import EngineInfo, ModelError, ModelPrompts, box_support, select_device
 from ambiview.models.embedding_cache import EmbeddingCache, fingerprint
 from ambiview.models.lidc import read_item
+from ambiview.models.mirror_views import flip, flip_prompts
 from ambiview.models.probsam import (
     DRAWS,
     ProbSamConfig,
@@ -313,6 +314,54 @@ def test_decoding_chosen_latents_gives_those_hypotheses_of_a_sample(smoke_checkp
     z = engine.latents(state, box, 8, seed=3)[picks]
     assert np.allclose(engine.decode_latents(state, box, z), full[picks], atol=1e-6)
     assert not np.allclose(full[1], full[5])
+
+
+def test_mirrored_views_decode_hypothesis_i_on_view_i_mod_v_and_flip_it_back(smoke_checkpoint):
+    engine = load_engine(str(smoke_checkpoint), device="cpu")
+    engine.draws = "sobol"
+    image = np.random.default_rng(4).standard_normal((64, 64)).astype(np.float32)
+    state = engine.prepare(image)
+    box = ModelPrompts(box=(20, 22, 30, 35))
+    one_view = engine.sample(state, box, n=6, seed=5)
+    engine.views = 3
+    three = engine.sample(state, box, n=6, seed=5)
+    # view 0 is the crop as it is (decoded in other batches, so equal up to rounding)
+    assert np.abs(three[[0, 3]] - one_view[[0, 3]]).max() < 1e-5
+    for i in (1, 2, 4, 5):
+        view = i % 3
+        view_state = engine.prepare(flip(image, view))  # its own encoder pass
+        view_box = flip_prompts(box, image.shape, view)
+        z = engine.latents(view_state, view_box, 6, seed=5)[[i]]
+        assert np.allclose(three[i], flip(engine.decode_latents(view_state, view_box, z), view)[0], atol=1e-6)
+        assert not np.allclose(three[i], one_view[i], atol=1e-3)
+    # the box bound holds on every view, in the crop's own frame
+    outside = ~box_support(box.box, image.shape, engine.box_margin)
+    assert np.all(three[:, outside] == 0)
+    # points flip too
+    points = ModelPrompts(points=[(25.0, 30.0, True), (5.0, 60.0, False)])
+    assert engine.sample(state, points, n=3, seed=1).shape == (3, 64, 64)
+
+
+def test_the_first_hypothesis_of_mirrored_views_waits_for_no_other_encoder_pass(smoke_checkpoint):
+    engine = load_engine(str(smoke_checkpoint), device="cpu")
+    engine.views = 4
+    state = engine.prepare(np.random.default_rng(6).standard_normal((64, 64)).astype(np.float32))
+    passes = []
+    real_embed = engine.embed
+
+    def counting_embed(image):
+        passes.append(1)
+        return real_embed(image)
+
+    engine.embed = counting_embed
+    seen = []
+    engine.sample(state, ModelPrompts(box=(10, 10, 40, 40)), n=16, seed=0,
+                  on_sample=lambda done, batch: seen.append((done, len(passes))))
+    assert seen[0] == (1, 0)  # on screen before any other view is encoded
+    assert seen[-1] == (16, 3) and len(passes) == 3  # each further view encoded once
+    engine.views = 4
+    engine.embed = real_embed
+    assert engine.sample(state, ModelPrompts(box=(10, 10, 40, 40)), n=2, seed=0).shape == (2, 64, 64)  # n < views
 
 
 def test_training_is_deterministic(smoke_checkpoint, lidc_dir, tmp_path):
@@ -646,3 +695,27 @@ def test_shipped_model_takes_points_and_can_be_cancelled(shipped, nodule, box_sa
         shipped.sample(state, ModelPrompts(), n=2, seed=0)
     with pytest.raises(ModelError, match="inverted"):
         shipped.sample(state, ModelPrompts(box=(30, 30, 10, 40)), n=2, seed=0)
+
+
+def test_segment_with_mirrored_views_on_the_demo_series(shipped, tmp_path, capsys):
+    from ambiview.imaging.demo import demo_series_dir
+    from ambiview.session.result import SegmentationResult
+
+    runs = {}
+    for views in (1, 2):
+        out = tmp_path / f"v{views}.npz"
+        assert cli_main(["segment", str(demo_series_dir()), "--model", "probsam-litemedsam", "--box",
+                         "35,280,149,309,178", "--samples", "4", "--views", str(views), "--device", "cpu",
+                         "--out", str(out)]) == 0
+        runs[views] = SegmentationResult.load(out)
+    assert runs[1].model_title == shipped.title
+    assert runs[2].model_title == shipped.title + " · 2 mirrored views"  # the result says how it was drawn
+    one, two = runs[1].probs, runs[2].probs
+    assert np.abs(two[[0, 2]] - one[[0, 2]]).max() < 1e-4  # view 0: the crop as it is
+    assert np.abs(two[[1, 3]] - one[[1, 3]]).max() > 0.1  # view 1: the crop mirrored left-right
+    assert ((two > 0.5).sum(axis=(1, 2)) > 0).all()  # every hypothesis segments something
+    capsys.readouterr()
+    assert cli_main(["segment", str(demo_series_dir()), "--model", "probsam-litemedsam", "--box", "35,280,149,309,178",
+                     "--views", "9", "--out", str(tmp_path / "x.npz")]) == 2
+    assert "views must be a whole number from 1 to 4, got 9" in capsys.readouterr().err
+    assert not (tmp_path / "x.npz").exists()

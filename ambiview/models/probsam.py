@@ -21,7 +21,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -46,6 +46,7 @@ from .base import (
 )
 from ..paths import models_dir
 from .embedding_cache import EmbeddingCache
+from .mirror_views import checked_views, flip, flip_prompts
 from .sam_backbone import Backbone, load_backbone
 
 log = logging.getLogger(__name__)
@@ -479,6 +480,7 @@ class ProbSamEngine(Engine):
     precision: str = ""
     temperature: float = 1.0  # scale of the prior's sigma when sampling (ProbSamConfig.temperature)
     box_margin: float = 5.0  # hypotheses are zero outside a box prompt grown by this (ProbSamConfig.box_margin)
+    views: int = 1  # hypothesis i on mirrored view i % views of the crop (mirror_views): one encoder pass a view
     draws: str = "iid"  # how the hypotheses' eps are drawn (ProbSamConfig.draws)
     dims: int = 2
     accepts: frozenset[str] = frozenset({"box", "point"})
@@ -487,6 +489,7 @@ class ProbSamEngine(Engine):
 
     def __post_init__(self) -> None:
         checked_draws(self.draws, self.name)
+        checked_views(self.views, self.name)
         self.model.eval()
         self._move(self.device)
 
@@ -585,35 +588,68 @@ class ProbSamEngine(Engine):
                 on_sample: OnSample | None, cancel: Cancel | None) -> np.ndarray:
         if state.embedding.device != self.device:
             state = state.to(self.device)
-        with torch.inference_mode():
-            z = self.latents(state, prompts, n, seed)
-        return self._decode(state, prompts, z, on_sample, cancel)
+        looks: dict[int, tuple[ProbSamState, ModelPrompts, torch.Tensor]] = {}
+
+        def look(view: int) -> tuple[ProbSamState, ModelPrompts, torch.Tensor]:
+            # made when the view's first hypothesis is due, so the first hypothesis waits for no other view's encoder
+            if view not in looks:
+                view_state = self.view_state(state, view)
+                view_prompts = flip_prompts(prompts, state.shape, view)
+                with torch.inference_mode():
+                    looks[view] = (view_state, view_prompts, self.latents(view_state, view_prompts, n, seed))
+            return looks[view]
+
+        return self._decode(state.shape, prompts, n, min(self.views, n), look, on_sample, cancel)
+
+    def view_state(self, state: ProbSamState, view: int) -> ProbSamState:
+        """The state of mirrored view `view` of the prepared crop (`mirror_views`): one more encoder pass, or the
+        disk cache; view 0 is the crop as it is."""
+        if view == 0:
+            return state
+        image = flip(state.crop[0, 0].float().cpu().numpy(), view)
+        embedding, key = self.embed(image)
+        return self.state_from_embedding(image, embedding, key)
 
     def decode_latents(self, state: ProbSamState, prompts: ModelPrompts, z: torch.Tensor) -> np.ndarray:
-        """(n, H, W) hypotheses for given latents z (n, latent) (`latents` draws them), box-bounded."""
+        """(n, H, W) hypotheses for given latents z (n, latent) (`latents` draws them) on the crop as it is (one
+        view), box-bounded."""
         if state.embedding.device != self.device:
             state = state.to(self.device)
-        return self._decode(state, _check_prompts(prompts, state.shape), z.to(self.device), None, None)
+        prompts = _check_prompts(prompts, state.shape)
+        z = z.to(self.device)
+        return self._decode(state.shape, prompts, z.shape[0], 1, lambda view: (state, prompts, z), None, None)
 
-    def _decode(self, state: ProbSamState, prompts: ModelPrompts, z: torch.Tensor,
+    def _decode(self, shape: tuple[int, int], prompts: ModelPrompts, n: int, views: int,
+                look: Callable[[int], tuple[ProbSamState, ModelPrompts, torch.Tensor]],
                 on_sample: OnSample | None, cancel: Cancel | None) -> np.ndarray:
-        n = z.shape[0]
+        """Hypothesis i decoded on view i % views: `look(view)` gives that view's state, prompts and latents (one
+        row per hypothesis), and the result is flipped back onto the crop."""
         batch = self.batch_size or (4 if self.device.type == "cpu" else n)
+        support = None
+        if prompts.box is not None and self.box_margin >= 0:
+            support = box_support(prompts.box, shape, self.box_margin)
+        embedded: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         with torch.inference_mode():
-            sparse, dense = self.model.embed_prompts([prompts], state.shape)
-            support = None
-            if prompts.box is not None and self.box_margin >= 0:
-                support = torch.from_numpy(box_support(prompts.box, state.shape, self.box_margin))
 
             def draw(start: int, k: int) -> np.ndarray:
-                with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
-                    logits = self.model.decode(state.embedding, sparse.expand(k, -1, -1), dense, z[start:start + k],
-                                               state.shape)
-                # probabilities from float32 logits, not bfloat16 ones
-                probs = torch.sigmoid(logits[:, 0].float()).cpu()
-                return (probs * support if support is not None else probs).numpy()
+                out = np.empty((k, *shape), np.float32)
+                for view in range(views):
+                    rows = [i for i in range(start, start + k) if i % views == view]
+                    if not rows:
+                        continue
+                    view_state, view_prompts, z = look(view)
+                    if view not in embedded:
+                        embedded[view] = self.model.embed_prompts([view_prompts], shape)
+                    sparse, dense = embedded[view]
+                    with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
+                        logits = self.model.decode(view_state.embedding, sparse.expand(len(rows), -1, -1), dense,
+                                                   z[rows], shape)
+                    # probabilities from float32 logits, not bfloat16 ones
+                    probs = torch.sigmoid(logits[:, 0].float()).cpu().numpy()
+                    out[[i - start for i in rows]] = flip(probs, view)
+                return out * support if support is not None else out
 
-            return draw_in_batches(n, state.shape, batch, draw, on_sample, cancel)
+            return draw_in_batches(n, shape, batch, draw, on_sample, cancel)
 
 
 def standard_normal_draws(n: int, dim: int, seed: int, draws: str = "iid") -> torch.Tensor:

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..imaging.roi import Roi, standardise
 from ..imaging.volume import Volume
+from ..models.mirror_views import views_note
 from .prompts import Prompt, PromptKind
 from .result import SegmentationResult
 
@@ -146,5 +147,5 @@ def segment(volume: Volume, prompts, engine, n: int, seed: int, cache: PreparedC
     return SegmentationResult(
         probs=np.asarray(probs, np.float32), roi=roi, roi_geometry=roi.geometry(volume.geometry),
         volume_shape=volume.shape, series_uid=ident.series_uid, study_uid=ident.study_uid,
-        frame_of_reference_uid=ident.frame_of_reference_uid, model=engine.name, model_title=engine.title,
+        frame_of_reference_uid=ident.frame_of_reference_uid, model=engine.name, model_title=engine.title + views_note(engine),
         digest=engine.digest, seed=seed, prompts=[p.to_dict() for p in active_prompts(prompts)])

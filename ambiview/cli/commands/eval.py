@@ -29,6 +29,9 @@ def register(subparsers) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N (default: CUDA when present)")
     p.add_argument("--limit", type=int, default=None, help="only the first N crops (name order)")
     p.add_argument("--every", type=int, default=1, help="only every K-th crop (name order; before --limit)")
+    p.add_argument("--views", type=int, default=None,
+                   help="Probabilistic SAM: share the hypotheses out over 1-4 mirrored views of each crop (one encoder "
+                        "pass a view; default: 1)")
     p.add_argument("--bootstrap", type=int, default=2000, help="bootstrap resamples for the 95%% intervals")
     p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write all values and the protocol here")
     p.add_argument("--table", action="store_true", help="print a markdown table even for a single run")
@@ -80,7 +83,7 @@ def run(args) -> int:
             for mode in prompts[:1] if model in REFERENCES else prompts:
                 options = EvalOptions(model=model, data=args.data, split=args.split, samples=args.samples,
                                       seed=args.seed, prompt=mode, device=args.device, limit=args.limit,
-                                      every=args.every, n_boot=args.bootstrap)
+                                      every=args.every, n_boot=args.bootstrap, views=args.views)
                 if engine is None and model not in REFERENCES:
                     engine = load_engine(model, args.device)
                 report = evaluate(options, progress=_progress(f"{model} ({mode})"), engine=engine)

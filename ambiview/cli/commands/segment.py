@@ -38,6 +38,9 @@ def register(subparsers) -> None:
     p.add_argument("--point", action="append", default=[], metavar="Z,Y,X[,+|-]")
     p.add_argument("--samples", type=int, default=None, help="number of hypotheses (default: the model's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--views", type=int, default=None,
+                   help="Probabilistic SAM: share the hypotheses out over 1-4 mirrored views of the crop (one encoder "
+                        "pass a view; default: 1)")
     p.add_argument("--series-uid", default=None, help="which series when the folder holds several")
     p.add_argument("--device", default=None, help="cpu, cuda or auto (default: CUDA when present)")
     p.add_argument("--out", type=Path, required=True, help="result file (.npz)")
@@ -48,6 +51,7 @@ def run(args) -> int:
     from ...imaging.loader import load_path
     from ...imaging.errors import LoadError
     from ...models.base import ModelError
+    from ...models.mirror_views import set_views
     from ...models.registry import load_engine
     from ...session import Session
     from ...session.segment import PromptError, segment
@@ -71,6 +75,8 @@ def run(args) -> int:
         session.add_box(z, y0, x0, y1, x1)
     try:
         engine = load_engine(args.model, device=args.device)
+        if args.views is not None:
+            set_views(engine, args.views)
         n = args.samples or engine.default_samples
         if n < 1:
             raise CliError("--samples must be at least 1")
@@ -79,7 +85,7 @@ def run(args) -> int:
     except (ModelError, PromptError) as exc:
         raise CliError(str(exc)) from exc
     result.save(args.out)
-    print(f"{result.n} hypotheses from {engine.title} ({engine.digest}) in {time.perf_counter() - start:.1f} s "
+    print(f"{result.n} hypotheses from {result.model_title} ({engine.digest}) in {time.perf_counter() - start:.1f} s "
           f"-> {args.out}", file=sys.stderr)
     return 0
 
