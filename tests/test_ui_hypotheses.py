@@ -15,6 +15,7 @@ from volume_support import prompt_disc
 
 from ambiview.imaging.volume import Volume
 from ambiview.models.base import Engine, EngineInfo
+from ambiview.models.mirror_views import MAX_VIEWS
 from ambiview.recent import RecentFolders
 from ambiview.session.partial import partial_result
 from ambiview.session.segment import roi_for
@@ -73,7 +74,8 @@ def engines(monkeypatch):
     fakes = {"gated": DiskEngine("gated", gated=True), "quick": DiskEngine("quick"),
              "boxonly": DiskEngine("boxonly", accepts=("box",))}
     infos = [EngineInfo(e.name, e.title, Path(f"/models/{e.name}.safetensors"), e.digest, 2,
-                        "temperature 2 · box + 3 px" if e.name == "quick" else "") for e in fakes.values()]
+                        "temperature 2 · box + 3 px" if e.name == "quick" else "", mirror_views=e.name == "quick")
+             for e in fakes.values()]
     infos.append(EngineInfo("builtin", "A built-in", None, "", 2))
     monkeypatch.setattr(model_panel, "installed_engines", lambda: infos)
     return fakes
@@ -157,6 +159,13 @@ def test_model_panel_lists_the_installed_engines_with_their_digest(window):
     panel.seed.setValue(5)
     settings = _ui(window).controller.settings
     assert (settings.engine, settings.n, settings.seed, settings.device) == ("quick", 16, 5, "cpu")
+    # mirrored views: offered only where the engine has them, and 1 for the others whatever the box shows
+    assert panel.views.isEnabled() and settings.views == 1
+    panel.views.setValue(3)
+    assert _ui(window).controller.settings.views == 3
+    assert panel.select_engine("gated") and not panel.views.isEnabled()
+    assert _ui(window).controller.settings.views == 1
+    assert panel.views.maximum() == MAX_VIEWS
 
 
 def test_the_first_streamed_hypothesis_shows_at_once_and_the_gui_keeps_running(window, engines, qtbot):
@@ -397,12 +406,16 @@ def test_a_real_model_runs_end_to_end_through_the_window(qtbot, tmp_path):
     ui = win.hypotheses
     assert ui.model_panel.select_engine(name)
     ui.model_panel.samples.setValue(4)
+    views = 2 if name.startswith("probsam") else 1                       # Probabilistic SAM: two mirrored views
+    assert ui.model_panel.views.isEnabled() == (views == 2)
+    ui.model_panel.views.setValue(views)
     win.session.add_box(Z, 44, 54, 76, 86)                               # around the disk (radius 12 px)
     qtbot.waitUntil(lambda: win.session.result is not None or "ailed" in ui.model_panel.status.text(),
                     timeout=120000)
     result = win.session.result
     assert result is not None, ui.model_panel.status.text()
     assert result.n == 4 and result.model == name
+    assert result.model_title.endswith(" · 2 mirrored views") == (views == 2)
     disk = np.zeros(SHAPE, bool)
     yy, xx = np.mgrid[:SHAPE[1], :SHAPE[2]]
     disk[Z] = np.hypot(yy - 60, xx - 70) < 12

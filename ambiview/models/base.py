@@ -46,6 +46,7 @@ class EngineInfo:
     digest: str
     dims: int
     sampling: str = ""  # how the checkpoint samples, when it says (e.g. "temperature 1.6 · Sobol draws · box + 5 px")
+    mirror_views: bool = False  # whether it can share its hypotheses out over mirrored views (mirror_views.py)
 
 
 class Engine(ABC):

@@ -29,6 +29,7 @@ BUILTIN: dict[str, tuple[str, str]] = {  # name -> ("module:factory", title)
 
 # family -> "module:callable(metadata) -> str": a line on how a checkpoint samples, for the model picker
 SAMPLING_NOTES: dict[str, str] = {"probsam": "ambiview.models.probsam:sampling_note"}
+MIRROR_VIEW_FAMILIES = frozenset({"probsam"})  # engines with `views` (mirror_views.py)
 
 _DIGESTS: dict[tuple[str, int, int], str] = {}
 
@@ -78,7 +79,8 @@ def list_engines() -> list[EngineInfo]:
         dims = int(meta.get("dims", "2"))
         family = meta.get("engine", "")
         note = resolve(SAMPLING_NOTES[family])(meta) if family in SAMPLING_NOTES else ""
-        infos.append(EngineInfo(path.stem, meta.get("title", path.stem), path, checkpoint_digest(path), dims, note))
+        infos.append(EngineInfo(path.stem, meta.get("title", path.stem), path, checkpoint_digest(path), dims, note,
+                                mirror_views=family in MIRROR_VIEW_FAMILIES))
     for name, (_, title) in sorted(BUILTIN.items()):
         infos.append(EngineInfo(name, title, None, "", 2))
     return infos

@@ -15,7 +15,6 @@ import numpy as np
 
 from ..imaging.roi import Roi, standardise
 from ..imaging.volume import Volume
-from ..models.mirror_views import views_note
 from .prompts import Prompt, PromptKind
 from .result import SegmentationResult
 
@@ -32,6 +31,7 @@ class SegmentRequest:
     n: int
     seed: int
     request_id: int = 0
+    views: int = 1  # mirrored views of the crop (engines with `views`: Probabilistic SAM)
 
 
 def active_prompts(prompts) -> tuple[Prompt, ...]:
@@ -143,6 +143,8 @@ def segment(volume: Volume, prompts, engine, n: int, seed: int, cache: PreparedC
     if on_prepared is not None:
         on_prepared(cached)
     probs = engine.sample(state, mp, n, seed, on_sample=on_sample, cancel=cancel)
+    from ..models.mirror_views import views_note  # here, not at import: it brings torch, which the engine has loaded
+
     ident = volume.identity
     return SegmentationResult(
         probs=np.asarray(probs, np.float32), roi=roi, roi_geometry=roi.geometry(volume.geometry),

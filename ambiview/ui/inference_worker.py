@@ -96,6 +96,9 @@ class InferenceWorker(QObject):
             return
         try:
             engine = self._engine(job.engine_name, job.device)
+            from ..models.mirror_views import set_views  # with torch, which the engine has loaded by now
+
+            set_views(engine, job.request.views)
             self.started.emit(rid, engine.title)
             n = job.request.n
 
@@ -190,14 +193,16 @@ class InferenceClient(QObject):
             self.busy = busy
             self.busy_changed.emit(busy)
 
-    def submit(self, volume: Volume, prompts, engine_name: str, n: int, seed: int, device: str | None = None) -> int:
+    def submit(self, volume: Volume, prompts, engine_name: str, n: int, seed: int, device: str | None = None,
+               views: int = 1) -> int:
         """Post a request; any older one is superseded.  Returns the new request id."""
         self._next_id += 1
         rid = self._next_id
         self.current_id = rid
         self.worker.supersede(rid)
         self._set_busy(True)
-        self.submit_job.emit(InferenceJob(volume, SegmentRequest(tuple(prompts), n, seed, rid), engine_name, device))
+        self.submit_job.emit(InferenceJob(volume, SegmentRequest(tuple(prompts), n, seed, rid, views), engine_name,
+                                            device))
         return rid
 
     def warm_up(self, engine_name: str, device: str | None = None) -> None:

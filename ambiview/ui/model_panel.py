@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 from .run_controller import RunController, RunSettings
 
 DEFAULT_SAMPLES = 16  # every engine's default_samples (models.base.Engine); the spinbox starts here
+MAX_VIEWS = 4  # models.mirror_views.MAX_VIEWS (not imported here: it brings torch)
 MAX_SAMPLES = 256
 DEVICES = {"Auto (CUDA if present)": None, "CPU": "cpu", "CUDA": "cuda"}
 _ERROR_STYLE = "QLabel { color: #ff6b6b; }"
@@ -65,6 +66,13 @@ class ModelPanel(QWidget):
         self.samples.setValue(DEFAULT_SAMPLES)
         self.samples.setKeyboardTracking(False)  # typing "32" is one change, not "3" then "32"
         self.samples.setToolTip("How many hypotheses to draw")
+        self.views = QSpinBox()
+        self.views.setRange(1, MAX_VIEWS)
+        self.views.setKeyboardTracking(False)
+        self.views.setToolTip("Mirrored views: the hypotheses are shared out over 1-4 mirror images of the crop (as "
+                              "it is, left-right, up-down, both), each with its own encoder pass. Four views spread "
+                              "them more as the raters do (models/probsam-litemedsam.md) but each view costs one "
+                              "more encoder pass: seconds on a CPU, milliseconds on a GPU. Probabilistic SAM only.")
         self.seed = QSpinBox()
         self.seed.setRange(0, 2**31 - 1)
         self.seed.setKeyboardTracking(False)
@@ -92,6 +100,7 @@ class ModelPanel(QWidget):
         self.refresh_button.clicked.connect(self.refresh_engines)
         self.model_box.currentIndexChanged.connect(self._settings_changed)
         self.samples.valueChanged.connect(self._settings_changed)
+        self.views.valueChanged.connect(self._settings_changed)
         self.seed.valueChanged.connect(self._settings_changed)
         self.device_box.currentIndexChanged.connect(self._settings_changed)
         self.run_button.clicked.connect(controller.run)
@@ -113,6 +122,7 @@ class ModelPanel(QWidget):
         form.addRow("Checkpoint:", self.digest_label)
         form.addRow("Sampling:", self.sampling_label)
         form.addRow("Hypotheses:", self.samples)
+        form.addRow("Views:", self.views)
         form.addRow("Seed:", self.seed)
         form.addRow("Device:", self.device_box)
         buttons = QHBoxLayout()
@@ -172,7 +182,8 @@ class ModelPanel(QWidget):
         info = self.current_engine()
         return RunSettings(engine=info.name if info else "", title=info.title if info else "",
                            digest=info.digest if info else "", n=self.samples.value(), seed=self.seed.value(),
-                           device=DEVICES[self.device_box.currentText()], dims=info.dims if info else 2)
+                           device=DEVICES[self.device_box.currentText()], dims=info.dims if info else 2,
+                           views=self.views.value() if info and info.mirror_views else 1)
 
     def _settings_changed(self, *_) -> None:
         info = self.current_engine()
@@ -180,6 +191,7 @@ class ModelPanel(QWidget):
         # wrap only between the note's parts ("box + 5 px" stays on one line)
         parts = info.sampling.split(" · ") if info and info.sampling else []
         self.sampling_label.setText(" · ".join(part.replace(" ", "\u00a0") for part in parts) or "—")
+        self.views.setEnabled(bool(info and info.mirror_views))
         self.controller.set_settings(self.settings())
 
     # --- progress and messages --------------------------------------------------------------------------------------

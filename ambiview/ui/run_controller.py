@@ -49,6 +49,7 @@ class RunSettings:
     seed: int = 0
     device: str | None = None
     dims: int = 2
+    views: int = 1  # mirrored views (Probabilistic SAM; 1 for the other engines)
 
 
 @dataclass
@@ -130,7 +131,7 @@ class RunController(QObject):
             self.error.emit("Place a point or draw a box on the lesion first.")
             return False
         self._request = _Request(settings, volume, tuple(prompts), [])
-        self.client.submit(volume, prompts, settings.engine, settings.n, settings.seed, settings.device)
+        self.client.submit(volume, prompts, settings.engine, settings.n, settings.seed, settings.device, settings.views)
         self.status.emit(f"Starting {settings.title or settings.engine}…")  # loads the engine the first time
         self.progress.emit(0, settings.n)
         return True
