@@ -2,11 +2,14 @@
 procedure (the whole model, encoder included, once per sample), all in one process.
 
     .venv/bin/python benchmarks/bench_probsam.py [--checkpoint models/probsam-litemedsam.safetensors]
-                                                 [--samples 16] [--repeats 3] [--device cpu] [--json OUT]
+                                                 [--samples 16] [--repeats 3] [--device cpu] [--views 1]
+                                                 [--json OUT]
 
 Without a checkpoint the new networks are randomly initialised (the cost does not depend on their weights).  The crop
 is a real validation crop when the shared data is there, else a synthetic blob.  Each round runs the procedures in a
 rotating order so a busy machine slows them alike; the table shows medians and the ratios of medians.
+`--views V` times our procedures with V mirrored views: the disk cache is off, so every one of them, "cached" ones
+included, pays the V - 1 further views' encoder passes (the first hypothesis waits for none of them).
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ import numpy as np
 import torch
 
 from ambiview.models.base import ModelPrompts, select_device
+from ambiview.models.mirror_views import checked_views
 from ambiview.models.probsam import ProbSam, ProbSamEngine
 from ambiview.models.sam_backbone import load_backbone
 from ambiview.paths import shared_data_dir
@@ -56,11 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--views", type=int, default=1, help="mirrored views for our procedures (1-4)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
 
     device = select_device(args.device)
     engine = build_engine(args.checkpoint, device)
+    engine.views = checked_views(args.views)  # the official procedure draws one sample a pass: one view
     crop, box, source = crop_and_box()
     prompts = ModelPrompts(box=box)
     n = args.samples
@@ -119,12 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     ours = med[f"{n}_hypotheses_with_embedding"]
     report = {
         "device": str(device), "torch_threads": torch.get_num_threads(), "crop": source, "samples": n,
+        "views": engine.views,
         "checkpoint": str(args.checkpoint) if args.checkpoint else "random new networks",
         "median_s": med, "min_s": {k: min(v) for k, v in times.items()},
         "speedup_vs_official": med[f"official_{n}_forward_passes"] / ours,
         "first_hypothesis_ms": 1000 * med["first_hypothesis_cached"],
     }
-    print(f"Probabilistic SAM on {device} ({source}), {n} hypotheses, {args.repeats} rounds")
+    print(f"Probabilistic SAM on {device} ({source}), {n} hypotheses, {engine.views} view(s), {args.repeats} rounds")
     print(f"{'procedure':34s} {'median s':>10s} {'min s':>10s}")
     for k in names:
         print(f"{k:34s} {med[k]:10.4f} {report['min_s'][k]:10.4f}")
