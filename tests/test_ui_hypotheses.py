@@ -430,6 +430,8 @@ def test_a_real_model_runs_end_to_end_through_the_window(qtbot, tmp_path):
     ([".", "--screenshot", "x.png", "--box", "1,2,3"], "a box is Z,Y0,X0,Y1,X1"),
     ([".", "--screenshot", "x.png", "--box", "1,20,3,10,5"], "Y1 must exceed Y0"),
     ([".", "--screenshot", "x.png", "--model", "probsam"], "--model needs --box"),
+    ([".", "--screenshot", "x.png", "--views", "4"], "--views needs --box"),
+    ([".", "--screenshot", "x.png", "--box", "1,2,3,4,5", "--views", "5"], "invalid choice"),
 ])
 def test_bad_box_arguments_exit_2_with_a_message(argv, message, capsys):
     from ambiview.ui import app

@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --screenshot: draw this box prompt (voxel indices) and run the model on it first")
     parser.add_argument("--model", metavar="NAME",
                         help="with --box: the model to run (`ambiview-cli models` lists them; default: the first)")
+    parser.add_argument("--views", type=int, choices=range(1, 5), metavar="V",
+                        help="with --box: Probabilistic SAM on V (1-4) mirrored views of the crop")
     parser.add_argument("--compare", action="store_true",
                         help="with --screenshot: reveal the expert contours (compare mode) before taking the picture")
     parser.add_argument("--version", action="version", version=f"AmbiView {__version__}")
@@ -77,6 +79,8 @@ def _check_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> No
         parser.error("--box needs --screenshot")
     if args.model is not None and args.box is None:
         parser.error("--model needs --box")
+    if args.views is not None and args.box is None:
+        parser.error("--views needs --box")
     if args.compare and args.screenshot is None:
         parser.error("--compare needs --screenshot")
     if args.path is not None and not args.path.exists():

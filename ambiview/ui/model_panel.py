@@ -122,7 +122,7 @@ class ModelPanel(QWidget):
         form.addRow("Checkpoint:", self.digest_label)
         form.addRow("Sampling:", self.sampling_label)
         form.addRow("Hypotheses:", self.samples)
-        form.addRow("Views:", self.views)
+        form.addRow("Mirrored views:", self.views)
         form.addRow("Seed:", self.seed)
         form.addRow("Device:", self.device_box)
         buttons = QHBoxLayout()

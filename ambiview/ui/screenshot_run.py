@@ -63,6 +63,12 @@ def run_screenshot(app: QApplication, args: argparse.Namespace) -> int:
             names = ", ".join(info.name for info in ui.model_panel.engines) or "none installed"
             finish(1, f"model {args.model!r} is not installed (installed: {names})")
             return
+        if args.views is not None:
+            if not ui.model_panel.views.isEnabled():
+                finish(1, f"{ui.model_panel.current_engine().title} has no mirrored views (--views is for "
+                          "Probabilistic SAM)")
+                return
+            ui.model_panel.views.setValue(args.views)
         z, y0, x0, y1, x1 = args.box
         if not (0 <= z < volume.shape[0] and 0 <= y0 < y1 < volume.shape[1] and 0 <= x0 < x1 < volume.shape[2]):
             finish(1, f"box {args.box} lies outside the series (shape {volume.shape})")
