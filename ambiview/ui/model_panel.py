@@ -121,8 +121,14 @@ class ModelPanel(QWidget):
         form.addRow("Model:", picker)
         form.addRow("Checkpoint:", self.digest_label)
         form.addRow("Sampling:", self.sampling_label)
-        form.addRow("Hypotheses:", self.samples)
-        form.addRow("Mirrored views:", self.views)
+        # one row for both, so the panel is no taller than before (the window fits 1000 x 700)
+        counts = QHBoxLayout()
+        counts.addWidget(self.samples, 1)
+        self.views_label = QLabel("Mirror views:")
+        self.views_label.setToolTip(self.views.toolTip())
+        counts.addWidget(self.views_label)
+        counts.addWidget(self.views)
+        form.addRow("Hypotheses:", counts)
         form.addRow("Seed:", self.seed)
         form.addRow("Device:", self.device_box)
         buttons = QHBoxLayout()
@@ -192,6 +198,7 @@ class ModelPanel(QWidget):
         parts = info.sampling.split(" · ") if info and info.sampling else []
         self.sampling_label.setText(" · ".join(part.replace(" ", "\u00a0") for part in parts) or "—")
         self.views.setEnabled(bool(info and info.mirror_views))
+        self.views_label.setEnabled(self.views.isEnabled())
         self.controller.set_settings(self.settings())
 
     # --- progress and messages --------------------------------------------------------------------------------------
