@@ -36,6 +36,7 @@ from ambiview.models.mirror_views import FLIPS, MAX_VIEWS, flip, flip_prompts  #
 from ambiview.models.probsam import ProbSamEngine, ProbSamState  # noqa: E402
 from ambiview.paths import shared_data_dir  # noqa: E402
 
+
 def flipped_state(state: ProbSamState, view: int) -> ProbSamState:
     """The state of view `view` without an encoder pass: the embedding and the crop flipped in space."""
     up_down, left_right = FLIPS[view]

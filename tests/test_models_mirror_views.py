@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from ambiview.models.base import ModelError, ModelPrompts
-from ambiview.models.mirror_views import FLIPS, MAX_VIEWS, checked_views, flip, flip_prompts, set_views, views_note
+from ambiview.models.mirror_views import FLIPS, MAX_VIEWS, checked_views, flip, flip_prompts, set_views
+from ambiview.session.segment import views_note
 
 
 def box_of(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -56,5 +57,4 @@ def test_only_engines_with_views_take_more_than_one():
     with pytest.raises(ModelError, match="SSB draws its hypotheses on the crop as it is"):
         set_views(plain, 2)
     set_views(probsam, 4)
-    assert probsam.views == 4 and views_note(probsam) == " · 4 mirrored views"
-    assert views_note(plain) == "" and views_note(WithViews()) == ""
+    assert probsam.views == 4 and views_note(probsam.views) == " · 4 mirrored views" and views_note(1) == ""

@@ -36,8 +36,10 @@ class DiskEngine(Engine):
 
     dims, crop_size = 2, 64
 
-    def __init__(self, name: str, accepts=("box", "point"), gated: bool = False):
+    def __init__(self, name: str, accepts=("box", "point"), gated: bool = False, views: bool = False):
         self.name, self.title, self.digest = name, f"Fake {name}", "f00d" + name[:4]
+        if views:
+            self.views = 1  # takes mirrored views (`set_views`), as Probabilistic SAM; the disks ignore them
         self.accepts = frozenset(accepts)
         self.gate = threading.Semaphore(0) if gated else None
         self.threads: set[int] = set()
@@ -71,10 +73,10 @@ def _volume() -> Volume:
 
 @pytest.fixture
 def engines(monkeypatch):
-    fakes = {"gated": DiskEngine("gated", gated=True), "quick": DiskEngine("quick"),
+    fakes = {"gated": DiskEngine("gated", gated=True, views=True), "quick": DiskEngine("quick"),
              "boxonly": DiskEngine("boxonly", accepts=("box",))}
     infos = [EngineInfo(e.name, e.title, Path(f"/models/{e.name}.safetensors"), e.digest, 2,
-                        "temperature 2 · box + 3 px" if e.name == "quick" else "", mirror_views=e.name == "quick")
+                        "temperature 2 · box + 3 px" if e.name == "quick" else "", mirror_views=hasattr(e, "views"))
              for e in fakes.values()]
     infos.append(EngineInfo("builtin", "A built-in", None, "", 2))
     monkeypatch.setattr(model_panel, "installed_engines", lambda: infos)
@@ -160,10 +162,11 @@ def test_model_panel_lists_the_installed_engines_with_their_digest(window):
     settings = _ui(window).controller.settings
     assert (settings.engine, settings.n, settings.seed, settings.device) == ("quick", 16, 5, "cpu")
     # mirrored views: offered only where the engine has them, and 1 for the others whatever the box shows
-    assert panel.views.isEnabled() and settings.views == 1
+    assert not panel.views.isEnabled() and settings.views == 1
+    assert panel.select_engine("gated") and panel.views.isEnabled()
     panel.views.setValue(3)
     assert _ui(window).controller.settings.views == 3
-    assert panel.select_engine("gated") and not panel.views.isEnabled()
+    assert panel.select_engine("quick") and not panel.views.isEnabled()
     assert _ui(window).controller.settings.views == 1
     assert panel.views.maximum() == MAX_VIEWS
 
@@ -255,6 +258,7 @@ def test_a_model_that_needs_a_box_says_so_in_the_panel_and_the_status_bar(window
 def test_cancel_keeps_the_hypotheses_drawn_so_far(window, engines, qtbot):
     ui, session, engine = _ui(window), window.session, engines["gated"]
     _choose(window, "gated", n=5)
+    ui.model_panel.views.setValue(2)
     ui.controller.set_auto_run(False)
     session.add_box(Z, 48, 58, 72, 82)
     ui.model_panel.run_button.click()
@@ -263,6 +267,7 @@ def test_cancel_keeps_the_hypotheses_drawn_so_far(window, engines, qtbot):
     qtbot.waitUntil(lambda: ui.display.n == 2, timeout=WAIT_MS)
     ui.model_panel.cancel_button.click()
     assert session.result is not None and session.result.n == 2
+    assert engine.views == 2 and session.result.model_title == "Fake gated · 2 mirrored views"  # as a full result
     assert ui.model_panel.status.text() == "Cancelled: kept the 2 of 5 hypotheses drawn so far"
     assert not ui.model_panel.cancel_button.isEnabled()
 

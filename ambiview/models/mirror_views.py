@@ -61,9 +61,3 @@ def set_views(engine, views: int) -> None:
     elif views != 1:
         raise ModelError(f"{getattr(engine, 'title', engine)} draws its hypotheses on the crop as it is: "
                          "mirrored views (--views) are a Probabilistic SAM setting")
-
-
-def views_note(engine) -> str:
-    """' · 4 mirrored views' for an engine set to more than one view, else ''."""
-    views = getattr(engine, "views", 1)
-    return f" · {views} mirrored views" if views > 1 else ""

@@ -34,6 +34,12 @@ class SegmentRequest:
     views: int = 1  # mirrored views of the crop (engines with `views`: Probabilistic SAM)
 
 
+def views_note(views: int) -> str:
+    """' · 4 mirrored views' for hypotheses drawn on more than one mirrored view (models.mirror_views), else '':
+    a result's model title says how it was drawn."""
+    return f" · {views} mirrored views" if views > 1 else ""
+
+
 def active_prompts(prompts) -> tuple[Prompt, ...]:
     """The prompts on the slice of the most recent one."""
     prompts = tuple(prompts)
@@ -143,11 +149,10 @@ def segment(volume: Volume, prompts, engine, n: int, seed: int, cache: PreparedC
     if on_prepared is not None:
         on_prepared(cached)
     probs = engine.sample(state, mp, n, seed, on_sample=on_sample, cancel=cancel)
-    from ..models.mirror_views import views_note  # here, not at import: it brings torch, which the engine has loaded
-
     ident = volume.identity
     return SegmentationResult(
         probs=np.asarray(probs, np.float32), roi=roi, roi_geometry=roi.geometry(volume.geometry),
         volume_shape=volume.shape, series_uid=ident.series_uid, study_uid=ident.study_uid,
-        frame_of_reference_uid=ident.frame_of_reference_uid, model=engine.name, model_title=engine.title + views_note(engine),
+        frame_of_reference_uid=ident.frame_of_reference_uid, model=engine.name,
+        model_title=engine.title + views_note(getattr(engine, "views", 1)),
         digest=engine.digest, seed=seed, prompts=[p.to_dict() for p in active_prompts(prompts)])

@@ -29,7 +29,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from ..session import Session
 from ..session.partial import partial_geometry, partial_result
-from ..session.segment import active_prompts
+from ..session.segment import active_prompts, views_note
 from .bridge import follow
 from .hypothesis_display import HypothesisDisplay
 from .inference_worker import InferenceClient
@@ -228,7 +228,7 @@ class RunController(QObject):
         s = request.settings
         try:
             partial = partial_result(request.volume, request.prompts, np.concatenate(request.batches), s.engine,
-                                     s.title, s.digest, s.seed)
+                                     s.title + views_note(s.views), s.digest, s.seed)
         except ValueError as exc:  # a batch that does not fit the ROI: show the final result only
             drawn = sum(len(batch) for batch in request.batches)
             self.status.emit(f"{drawn} hypotheses drawn (not shown until done: {exc})")
