@@ -44,10 +44,11 @@ if [[ "$(cat .venv/.ambiview-stamp 2>/dev/null)" != "$stamp_src" ]]; then
   echo "setup: installing Python packages into .venv (torch comes from this machine's disk when it is there)"
   # Where torch has to come from PyPI it is a CUDA build of about 3 GB, 6 GB installed: pip's own cache would hold a
   # second copy, so it is not used, and the free space is printed so that a full disk is plain to see in a log.
-  echo "setup: free space here: $(df -h --output=avail . | tail -1 | tr -d ' ')"
+  free_space() { df -h --output=avail . | tail -1 | tr -d ' '; }
+  echo "setup: free space here: $(free_space)"
   pipi() {
     if ! .venv/bin/python -m pip install -q --no-cache-dir "$@"; then
-      echo "setup: pip could not install $* (free space now: $(df -h --output=avail . | tail -1 | tr -d ' '))" >&2
+      echo "setup: pip could not install $* (free space now: $(free_space))" >&2
       exit 1
     fi
   }
