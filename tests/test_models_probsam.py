@@ -21,6 +21,7 @@ from ambiview.models.probsam import (
     box_of_mask,
     box_to_model,
     free_bits_kl,
+    jittered_boxes,
     kl_diag_gaussians,
     point_to_model,
     sampling_note,
@@ -274,6 +275,73 @@ def test_the_way_of_drawing_travels_with_the_checkpoint(smoke_checkpoint, tmp_pa
         save_with_temperature(smoke_checkpoint, tmp_path / "bad.safetensors", 1.0, "", draws="halton")
     with pytest.raises(ModelError, match="unknown draws"):
         ProbSamEngine(model=engine.model, name="bad", draws="halton")
+
+
+def test_jittered_boxes_move_each_edge_by_its_own_draw_and_ignore_n():
+    box = (20.0, 22.0, 30.0, 35.0)
+    for draws in DRAWS:
+        boxes = jittered_boxes(box, 16, seed=5, sigma=1.5, draws=draws)
+        assert len(boxes) == 16 and len(set(boxes)) == 16
+        assert jittered_boxes(box, 3, seed=5, sigma=1.5, draws=draws) == boxes[:3]  # hypothesis i ignores n
+        assert jittered_boxes(box, 3, seed=6, sigma=1.5, draws=draws) != boxes[:3]
+        offsets = np.array(boxes) - np.array(box)
+        # the edges move independently, by sigma * a standard normal draw of their own stream (not the latents')
+        assert np.allclose(offsets / 1.5, standard_normal_draws(16, 4, 5 + 7919, draws).double().numpy(), atol=1e-6)
+        assert not np.allclose(offsets[:, :4] / 1.5, standard_normal_draws(16, 6, 5, draws)[:, :4].numpy())
+    assert jittered_boxes(box, 4, seed=5, sigma=0.0) == [box] * 4
+    # a thin box whose edges cross under the jitter becomes one row or column at their middle, never inverted
+    for y0, x0, y1, x1 in jittered_boxes((30.0, 30.0, 30.5, 30.5), 64, seed=1, sigma=3.0):
+        assert y0 <= y1 and x0 <= x1
+
+
+def test_box_jitter_gives_each_hypothesis_its_own_reading_of_the_box(smoke_checkpoint, tmp_path):
+    engine = load_engine(str(smoke_checkpoint), device="cpu")
+    assert engine.box_jitter == 0.0  # the paper reads the box as given
+    state = engine.prepare(np.random.default_rng(2).standard_normal((64, 64)).astype(np.float32))
+    prompts = ModelPrompts(box=(20, 22, 30, 35))
+    plain = engine.sample(state, prompts, n=4, seed=3)
+    engine.box_jitter = 2.0
+    jittered = engine.sample(state, prompts, n=4, seed=3)
+    assert not np.allclose(jittered, plain)
+    assert np.array_equal(engine.sample(state, prompts, n=1, seed=3), jittered[:1])  # the first, drawn alone
+    # each hypothesis is the plain decoding of its own jittered box with its own latent
+    z = engine.latents(state, prompts, 4, seed=3)
+    engine.box_jitter = 0.0
+    for i, box in enumerate(jittered_boxes(prompts.box, 4, 3, 2.0, engine.draws)):
+        one = engine.decode_latents(state, ModelPrompts(box=box), z[i:i + 1])[0]
+        inside = box_support(prompts.box, (64, 64), engine.box_margin) & box_support(box, (64, 64), engine.box_margin)
+        assert np.allclose(one[inside], jittered[i][inside], atol=1e-5)
+    # the bound stays on the box as given, not on the jittered one
+    engine.box_jitter = 3.0
+    assert (engine.sample(state, prompts, n=8, seed=3)[:, ~box_support(prompts.box, (64, 64), 5)] == 0).all()
+    # points are read as given; a point prompt is not jittered
+    points = ModelPrompts(points=[(25, 28, True)])
+    engine.box_jitter = 0.0
+    unjittered = engine.sample(state, points, n=2, seed=1)
+    engine.box_jitter = 3.0
+    assert np.array_equal(engine.sample(state, points, n=2, seed=1), unjittered)
+    # on mirrored views hypothesis i reads its own jittered box in its view's frame
+    image = state.crop[0, 0].numpy()
+    engine.box_jitter, engine.views = 2.0, 2
+    two = engine.sample(state, prompts, n=2, seed=3)
+    assert np.abs(two[0] - jittered[0]).max() < 1e-5
+    view_state = engine.prepare(flip(image, 1))
+    box1 = jittered_boxes(prompts.box, 2, 3, 2.0, engine.draws)[1]
+    z1 = engine.latents(view_state, flip_prompts(prompts, image.shape, 1), 2, seed=3)[[1]]
+    engine.box_jitter, engine.views = 0.0, 1
+    one = flip(engine.decode_latents(view_state, flip_prompts(ModelPrompts(box=box1), image.shape, 1), z1), 1)[0]
+    inside = box_support(prompts.box, (64, 64), engine.box_margin) & box_support(box1, (64, 64), engine.box_margin)
+    assert np.allclose(one[inside], two[1][inside], atol=1e-5)
+    # it travels with the checkpoint and the model picker says so
+    saved = tmp_path / "jitter.safetensors"
+    save_with_temperature(smoke_checkpoint, saved, 1.0, "chosen by hand", box_jitter=1.5)
+    reloaded = load_engine(str(saved), device="cpu")
+    assert reloaded.box_jitter == 1.5
+    assert sampling_note(reloaded.metadata) == "temperature 1 · box + 5 px · box jitter 1.5 px"
+    with pytest.raises(ModelError, match="box jitter must be a number >= 0"):
+        save_with_temperature(smoke_checkpoint, tmp_path / "bad.safetensors", 1.0, "", box_jitter=-1.0)
+    with pytest.raises(ModelError, match="box jitter must be a number >= 0"):
+        ProbSamEngine(model=engine.model, name="bad", box_jitter=float("nan"))
 
 
 def test_box_support_grows_an_inclusive_box_by_the_margin():

@@ -104,6 +104,12 @@ class ProbSamConfig:
     # (benchmarks/box_bound.py): 0.17 % of the raters' foreground lies outside the consensus box + 5 and 0.9 % outside
     # one rater's box + 5; cutting it would cost the raters themselves 0.0003 and 0.0025 GED.  Points: no bound.
     box_margin: float = 5.0
+    # Box jitter (ours; 0 = off, the paper): with a box prompt, hypothesis i reads the box with each edge moved by
+    # box_jitter * eps crop pixels (eps standard normal, its own of each hypothesis, drawn like `draws`), as raters'
+    # own boxes differ from the consensus box (by 1.5 px per edge on `train`; benchmarks/probsam_temperature.py
+    # --box-jitters).  The hypotheses then also differ in how far the lesion reaches, where raters disagree most; it
+    # costs nothing (the prompt encoder is tiny) and the box bound stays on the box as given.
+    box_jitter: float = 0.0
     # What the prior and posterior nets see: "image" = the 64x64 crop min-max scaled (the authors' code: two 3x3 convs,
     # so 5x5 pixels, then a global average); "embedding+prompt" = the frozen encoder's embedding, a map of the prompt
     # (the box filled, or the points) and, for the posterior, the rater's mask, through two stride-2 convs, so that
@@ -392,19 +398,24 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], metadata: dict
     write_bytes_atomic(Path(path), save(tensors, metadata={k: str(v) for k, v in metadata.items()}))
 
 
-def save_with_temperature(path: Path, out: Path, temperature: float, note: str, draws: str | None = None) -> None:
+def save_with_temperature(path: Path, out: Path, temperature: float, note: str, draws: str | None = None,
+                          box_jitter: float | None = None) -> None:
     """Copy a checkpoint with another sampling temperature (and, when given, another way of drawing, see
-    ProbSamConfig.draws) in its configuration; the tensors are unchanged and `note` (how they were chosen) is stored
-    as the metadata `temperature_chosen`."""
+    ProbSamConfig.draws, and another box jitter) in its configuration; the tensors are unchanged and `note` (how
+    they were chosen) is stored as the metadata `temperature_chosen`."""
     if not temperature > 0:
         raise ModelError(f"temperature must be > 0, got {temperature}")
     if draws is not None:
         checked_draws(draws)
+    if box_jitter is not None:
+        checked_box_jitter(box_jitter)
     tensors, meta = read_checkpoint(path, CHECKPOINT_FORMAT, "a Probabilistic SAM checkpoint")
     config = ProbSamConfig.from_json(meta.get("config", "{}"))
     config.temperature = float(temperature)
     if draws is not None:
         config.draws = draws
+    if box_jitter is not None:
+        config.box_jitter = float(box_jitter)
     save_checkpoint(out, tensors, {**meta, "config": config.to_json(), "temperature_chosen": note})
 
 
@@ -416,7 +427,8 @@ def sampling_note(meta: dict[str, str]) -> str:
         return ""
     bound = f"box + {config.box_margin:g} px" if config.box_margin >= 0 else "no box bound"
     draws = " · Sobol draws" if config.draws == "sobol" else ""
-    return f"temperature {config.temperature:g}{draws} · {bound}"
+    jitter = f" · box jitter {config.box_jitter:g} px" if config.box_jitter > 0 else ""
+    return f"temperature {config.temperature:g}{draws} · {bound}{jitter}"
 
 
 def load_model(path: Path, backbone_spec: str | None = None) -> tuple[ProbSam, dict[str, str]]:
@@ -482,6 +494,7 @@ class ProbSamEngine(Engine):
     box_margin: float = 5.0  # hypotheses are zero outside a box prompt grown by this (ProbSamConfig.box_margin)
     views: int = 1  # hypothesis i on mirrored view i % views of the crop (mirror_views): one encoder pass a view
     draws: str = "iid"  # how the hypotheses' eps are drawn (ProbSamConfig.draws)
+    box_jitter: float = 0.0  # crop pixels; hypothesis i reads a box prompt with jittered edges (ProbSamConfig)
     dims: int = 2
     accepts: frozenset[str] = frozenset({"box", "point"})
     default_samples: int = 16
@@ -490,6 +503,7 @@ class ProbSamEngine(Engine):
     def __post_init__(self) -> None:
         checked_draws(self.draws, self.name)
         checked_views(self.views, self.name)
+        checked_box_jitter(self.box_jitter, self.name)
         self.model.eval()
         self._move(self.device)
 
@@ -503,7 +517,7 @@ class ProbSamEngine(Engine):
         return cls(model=model, name=path.stem, title=meta.get("title", "Probabilistic SAM"), checkpoint=path,
                    digest=short_digest(file_sha256(path)), device=select_device(device), metadata=meta,
                    cache=EmbeddingCache(), crop_size=config.crop_size, temperature=config.temperature,
-                   box_margin=config.box_margin, draws=config.draws)
+                   box_margin=config.box_margin, draws=config.draws, box_jitter=config.box_jitter)
 
     def _move(self, device: torch.device) -> None:
         self.device = torch.device(device)
@@ -599,7 +613,16 @@ class ProbSamEngine(Engine):
                     looks[view] = (view_state, view_prompts, self.latents(view_state, view_prompts, n, seed))
             return looks[view]
 
-        return self._decode(state.shape, prompts, n, min(self.views, n), look, on_sample, cancel)
+        return self._decode(state.shape, prompts, n, min(self.views, n), look, on_sample, cancel,
+                            self.hypothesis_prompts(prompts, n, seed))
+
+    def hypothesis_prompts(self, prompts: ModelPrompts, n: int, seed: int) -> list[ModelPrompts] | None:
+        """Each hypothesis's own prompts when the box is jittered (ProbSamConfig.box_jitter), else None (all read
+        the prompts as given).  Hypothesis i's box does not depend on n; the points are kept."""
+        if self.box_jitter <= 0 or prompts.box is None:
+            return None
+        boxes = jittered_boxes(prompts.box, n, seed, self.box_jitter, self.draws)
+        return [ModelPrompts(box=box, points=list(prompts.points)) for box in boxes]
 
     def view_state(self, state: ProbSamState, view: int) -> ProbSamState:
         """The state of mirrored view `view` of the prepared crop (`mirror_views`): one more encoder pass, or the
@@ -621,9 +644,11 @@ class ProbSamEngine(Engine):
 
     def _decode(self, shape: tuple[int, int], prompts: ModelPrompts, n: int, views: int,
                 look: Callable[[int], tuple[ProbSamState, ModelPrompts, torch.Tensor]],
-                on_sample: OnSample | None, cancel: Cancel | None) -> np.ndarray:
+                on_sample: OnSample | None, cancel: Cancel | None,
+                per_hypothesis: list[ModelPrompts] | None = None) -> np.ndarray:
         """Hypothesis i decoded on view i % views: `look(view)` gives that view's state, prompts and latents (one
-        row per hypothesis), and the result is flipped back onto the crop."""
+        row per hypothesis), and the result is flipped back onto the crop.  `per_hypothesis` (crop coordinates, one
+        per hypothesis) replaces the prompts of each row; the box bound stays on `prompts`."""
         batch = self.batch_size or (4 if self.device.type == "cpu" else n)
         support = None
         if prompts.box is not None and self.box_margin >= 0:
@@ -638,12 +663,16 @@ class ProbSamEngine(Engine):
                     if not rows:
                         continue
                     view_state, view_prompts, z = look(view)
-                    if view not in embedded:
-                        embedded[view] = self.model.embed_prompts([view_prompts], shape)
-                    sparse, dense = embedded[view]
+                    if per_hypothesis is not None:
+                        sparse, dense = self.model.embed_prompts(
+                            [flip_prompts(per_hypothesis[i], shape, view) for i in rows], shape)
+                    else:
+                        if view not in embedded:
+                            embedded[view] = self.model.embed_prompts([view_prompts], shape)
+                        sparse, dense = embedded[view]
+                        sparse = sparse.expand(len(rows), -1, -1)
                     with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bfloat16"):
-                        logits = self.model.decode(view_state.embedding, sparse.expand(len(rows), -1, -1), dense,
-                                                   z[rows], shape)
+                        logits = self.model.decode(view_state.embedding, sparse, dense, z[rows], shape)
                     # probabilities from float32 logits, not bfloat16 ones
                     probs = torch.sigmoid(logits[:, 0].float()).cpu().numpy()
                     out[[i - start for i in rows]] = flip(probs, view)
@@ -661,6 +690,32 @@ def standard_normal_draws(n: int, dim: int, seed: int, draws: str = "iid") -> to
     u = torch.quasirandom.SobolEngine(dim, scramble=True, seed=int(seed)).draw(n, dtype=torch.float64)
     # a scrambled point can sit on 0 exactly; keep the quantile finite
     return torch.special.ndtri(u.clamp(1e-7, 1.0 - 1e-7)).float()
+
+
+# Hypothesis i's box jitter comes from its own stream: the seed shifted by this, so it is not the latent's eps.
+BOX_JITTER_SEED_OFFSET = 7919
+
+
+def jittered_boxes(box: tuple[float, float, float, float], n: int, seed: int, sigma: float, draws: str = "iid"
+                   ) -> list[tuple[float, float, float, float]]:
+    """n boxes (y0, x0, y1, x1), each edge of `box` moved by sigma * eps (crop pixels; eps standard normal, drawn
+    like the latents' but from another stream); hypothesis i's box ignores n.  An edge pair that crosses meets at
+    its middle (a box of one pixel row or column)."""
+    eps = standard_normal_draws(n, 4, int(seed) + BOX_JITTER_SEED_OFFSET, draws).double().numpy()
+    out = []
+    for y0, x0, y1, x1 in np.asarray(box, np.float64)[None] + sigma * eps:
+        if y1 < y0:
+            y0 = y1 = (y0 + y1) / 2
+        if x1 < x0:
+            x0 = x1 = (x0 + x1) / 2
+        out.append((float(y0), float(x0), float(y1), float(x1)))
+    return out
+
+
+def checked_box_jitter(sigma: float, where: str = "") -> float:
+    if not (np.isfinite(sigma) and sigma >= 0):
+        raise ModelError(f"{where + ': ' if where else ''}box jitter must be a number >= 0 (crop pixels), got {sigma!r}")
+    return float(sigma)
 
 
 def checked_draws(draws: str, where: str = "") -> str:
