@@ -705,11 +705,11 @@ def test_shipped_checkpoint_is_small_and_listed(shipped):
     assert names["probsam-litemedsam"].checkpoint == SHIPPED
     assert names["probsam-litemedsam"].digest == shipped.digest
     # what the card says is shipped
-    assert names["probsam-litemedsam"].sampling == "temperature 1.6 · Sobol draws · box + 5 px"
+    assert names["probsam-litemedsam"].sampling == "temperature 1.3 · Sobol draws · box + 5 px · box jitter 1.5 px"
     # the panel offers mirrored views for it, and for no other family
     assert names["probsam-litemedsam"].mirror_views and shipped.views == 1
     assert not any(info.mirror_views for info in names.values() if not info.name.startswith("probsam"))
-    assert (shipped.temperature, shipped.draws, shipped.box_margin) == (1.6, "sobol", 5.0)
+    assert (shipped.temperature, shipped.draws, shipped.box_margin, shipped.box_jitter) == (1.3, "sobol", 5.0, 1.5)
     assert shipped.accepts == frozenset({"box", "point"}) and shipped.dims == 2 and shipped.crop_size == 64
     meta = shipped.metadata
     assert meta["backbone"] == "litemedsam" and meta["backbone_sha256"].startswith("79d8c9dc")

@@ -12,8 +12,8 @@ there; point prompts are accepted (trained by replacing the box by 1-3 points on
 runs the encoder once and decodes all hypotheses from one embedding, in batches.  Options of ProbSamConfig, off by
 default: z also into the dense embedding (`z_inject`), free bits, a learning rate of its own for the new nets, a
 sampling temperature, scrambled-Sobol draws of the hypotheses' eps (`draws`), an energy score (`energy_weight`), and
-prior/posterior nets on the encoder's embedding and the prompt (`latent_input`); on by default: the box bound
-(`box_margin`).
+prior/posterior nets on the encoder's embedding and the prompt (`latent_input`), a box prompt read with jittered edges
+by each hypothesis (`box_jitter`); on by default: the box bound (`box_margin`).
 """
 from __future__ import annotations
 
