@@ -45,7 +45,7 @@ class EngineInfo:
     checkpoint: Path | None
     digest: str
     dims: int
-    sampling: str = ""  # how the checkpoint samples, when it says (e.g. "temperature 1.6 · Sobol draws · box + 5 px")
+    sampling: str = ""  # how the checkpoint samples, when it says (e.g. "temperature 1.3 · Sobol draws · box + 5 px")
     mirror_views: bool = False  # whether it can share its hypotheses out over mirrored views (mirror_views.py)
 
 

@@ -91,7 +91,7 @@ class ProbSamConfig:
     ema: float = 0.0
     # Sampling temperature: hypotheses draw z = mu + temperature * sigma * eps from the prior (ours; 1 = the paper).
     # Above 1 the hypotheses spread more along the directions the model learned (swept by
-    # benchmarks/probsam_temperature.py on `train`; the shipped checkpoint stores 1.6, its card says why).
+    # benchmarks/probsam_temperature.py on `train`; the shipped checkpoint stores 1.3, its card says why).
     temperature: float = 1.0
     # How the n hypotheses' eps are drawn (ours; "iid" = the paper): "sobol" takes them from a scrambled Sobol
     # sequence (Owen 1998) through the normal quantile, seeded like the iid draws.  Each hypothesis is still a draw
