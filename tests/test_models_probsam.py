@@ -342,6 +342,8 @@ def test_box_jitter_gives_each_hypothesis_its_own_reading_of_the_box(smoke_check
         save_with_temperature(smoke_checkpoint, tmp_path / "bad.safetensors", 1.0, "", box_jitter=-1.0)
     with pytest.raises(ModelError, match="box jitter must be a number >= 0"):
         ProbSamEngine(model=engine.model, name="bad", box_jitter=float("nan"))
+    with pytest.raises(ModelError, match="box jitter must be a number >= 0"):
+        ProbSamEngine(model=engine.model, name="bad", box_jitter="wide")
 
 
 def test_box_support_grows_an_inclusive_box_by_the_margin():

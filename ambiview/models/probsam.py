@@ -712,10 +712,15 @@ def jittered_boxes(box: tuple[float, float, float, float], n: int, seed: int, si
     return out
 
 
-def checked_box_jitter(sigma: float, where: str = "") -> float:
-    if not (np.isfinite(sigma) and sigma >= 0):
+def checked_box_jitter(sigma: Any, where: str = "") -> float:
+    """`sigma` as a float when it is a finite number >= 0 (crop pixels), else ModelError (prefixed by `where`)."""
+    try:
+        value = float(sigma)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not (np.isfinite(value) and value >= 0):
         raise ModelError(f"{where + ': ' if where else ''}box jitter must be a number >= 0 (crop pixels), got {sigma!r}")
-    return float(sigma)
+    return value
 
 
 def checked_draws(draws: str, where: str = "") -> str:
