@@ -107,7 +107,7 @@ class ProbSamConfig:
     # Box jitter (ours; 0 = off, the paper): with a box prompt, hypothesis i reads the box with each edge moved by
     # box_jitter * eps crop pixels (eps standard normal, its own of each hypothesis, drawn like `draws`), as raters'
     # own boxes differ from the consensus box (by 1.5 px per edge on `train`; benchmarks/probsam_temperature.py
-    # --box-jitters).  The hypotheses then also differ in how far the lesion reaches, where raters disagree most; it
+    # --box-jitters).  The hypotheses then also differ in how far the lesion reaches, as raters' masks do; it
     # costs nothing (the prompt encoder is tiny) and the box bound stays on the box as given.
     box_jitter: float = 0.0
     # What the prior and posterior nets see: "image" = the 64x64 crop min-max scaled (the authors' code: two 3x3 convs,
