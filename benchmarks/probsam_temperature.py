@@ -5,21 +5,22 @@ seeds, so the rows differ only in the temperature (hypothesis i draws z = mu + T
 Choose the temperature on `train`, report on `validate`.  `--every K` keeps every K-th crop (name order).
 
     .venv/bin/python benchmarks/probsam_temperature.py --split train --every 5 --temperatures 1,1.15,1.3,1.5 \
-        [--box-margins=-1,5] [--draws iid,sobol] [--box-jitters 0,1,1.5] [--checkpoint models/probsam-litemedsam.safetensors] [--json OUT] \
-        [--save OUT.safetensors]
+        [--box-margins=-1,5] [--draws iid,sobol] [--box-jitters 0,1,1.5] \
+        [--checkpoint models/probsam-litemedsam.safetensors] [--json OUT] [--save OUT.safetensors]
 
 `--draws` also sweeps how the hypotheses' eps are drawn (ProbSamConfig.draws: iid, or a scrambled Sobol sequence);
 the same seeds in both, so an iid row equals the checkpoint's own at that temperature.
 `--box-jitters` also sweeps ProbSamConfig.box_jitter (crop pixels: hypothesis i reads the box with each edge moved by
 jitter * eps_i); 0 reads the box as given.
-`--save` writes a copy of the checkpoint whose stored temperature (and draws, box jitter) is the sweep's lowest-GED row (tensors
-unchanged; the metadata `temperature_chosen` records the split and the GEDs); it keeps the checkpoint's own box margin.
+`--save` writes a copy of the checkpoint whose stored temperature (and draws, box jitter) is the sweep's lowest-GED
+row (tensors unchanged; the metadata `temperature_chosen` records the split and the GEDs); it keeps the checkpoint's own box margin.
 
 Compare the diversity (distinct pairs) with the raters' spread δ printed by `benchmarks/ged_floor.py`.
 """
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -39,20 +40,17 @@ def sweep(engine: ProbSamEngine, options: EvalOptions, temperatures: list[float]
     """One evaluation per (draws, box margin, box jitter, temperature); `box_margins` / `draws` / `box_jitters`
     None keep the engine's."""
     rows = []
-    for kind in draws if draws is not None else [engine.draws]:
-        engine.draws = kind
-        for margin in box_margins if box_margins is not None else [engine.box_margin]:
-            engine.box_margin = margin
-            for jitter in box_jitters if box_jitters is not None else [engine.box_jitter]:
-                engine.box_jitter = jitter
-                for temperature in temperatures:
-                    engine.temperature = temperature
-                    report = evaluate(options, engine=engine)
-                    rows.append({"temperature": temperature, "box_margin": margin, "draws": kind,
-                                 "box_jitter": jitter, "aggregate": report.aggregate,
-                                 "seconds": report.protocol["seconds"], "crops": report.protocol["n_items"]})
-                    log(f"T {temperature:4.2f}, box margin {margin:g}, box jitter {jitter:g}, {kind} draws: "
-                        f"{text_row(report)}  ({report.protocol['seconds']:.0f} s)")
+    grid = itertools.product(draws if draws is not None else [engine.draws],
+                             box_margins if box_margins is not None else [engine.box_margin],
+                             box_jitters if box_jitters is not None else [engine.box_jitter], temperatures)
+    for kind, margin, jitter, temperature in grid:
+        engine.draws, engine.box_margin, engine.box_jitter, engine.temperature = kind, margin, jitter, temperature
+        report = evaluate(options, engine=engine)
+        rows.append({"temperature": temperature, "box_margin": margin, "draws": kind, "box_jitter": jitter,
+                     "aggregate": report.aggregate, "seconds": report.protocol["seconds"],
+                     "crops": report.protocol["n_items"]})
+        log(f"T {temperature:4.2f}, box margin {margin:g}, box jitter {jitter:g}, {kind} draws: {text_row(report)}  "
+            f"({report.protocol['seconds']:.0f} s)")
     return rows
 
 
@@ -85,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--box-margins: not a list of numbers: {args.box_margins!r}")
     draws = [d.strip() for d in args.draws.split(",") if d.strip()] if args.draws else None
     try:
-        jitters = ([checked_box_jitter(float(j)) for j in args.box_jitters.split(",") if j.strip()]
+        jitters = ([checked_box_jitter(j) for j in args.box_jitters.split(",") if j.strip()]
                    if args.box_jitters else None)
     except (ValueError, ModelError):
         parser.error(f"--box-jitters: give numbers >= 0, got {args.box_jitters!r}")

@@ -635,7 +635,7 @@ class ProbSamEngine(Engine):
 
     def decode_latents(self, state: ProbSamState, prompts: ModelPrompts, z: torch.Tensor) -> np.ndarray:
         """(n, H, W) hypotheses for given latents z (n, latent) (`latents` draws them) on the crop as it is (one
-        view), box-bounded."""
+        view), the prompts read as given (no box jitter), box-bounded."""
         if state.embedding.device != self.device:
             state = state.to(self.device)
         prompts = _check_prompts(prompts, state.shape)
