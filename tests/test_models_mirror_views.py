@@ -1,6 +1,9 @@
 """Mirrored views of a crop (ambiview.models.mirror_views): prompts flip with the pixels, and bad settings say so."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -58,3 +61,15 @@ def test_only_engines_with_views_take_more_than_one():
         set_views(plain, 2)
     set_views(probsam, 4)
     assert probsam.views == 4 and views_note(probsam.views) == " · 4 mirrored views" and views_note(1) == ""
+
+
+def test_the_gui_takes_max_views_from_here_without_importing_torch():
+    # one MAX_VIEWS for the engine, the model panel and the command line; the GUI starts without torch
+    code = ("import sys; import ambiview.models.mirror_views, ambiview.ui.app, ambiview.ui.model_panel; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    from ambiview.ui.app import build_parser
+
+    views = next(action for action in build_parser()._actions if "--views" in action.option_strings)
+    assert list(views.choices) == list(range(1, MAX_VIEWS + 1))

@@ -5,12 +5,17 @@ hypotheses out over V views (hypothesis i on view i % V, decoded from that view'
 then flipped back): the encoder is far from flip-equivariant, so each view is another look at the crop, as in
 test-time augmentation, and the hypotheses cover the raters better (models/probsam-litemedsam.md, "Flipped views").
 Each view costs one encoder pass.  Flipping is its own inverse, so the same functions map a result back.
+Importing this module does not import torch (models.base does, so it is imported where needed): the GUI takes
+MAX_VIEWS from here at start-up.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from .base import ModelError, ModelPrompts
+if TYPE_CHECKING:
+    from .base import ModelPrompts
 
 FLIPS = ((False, False), (False, True), (True, False), (True, True))  # (up-down, left-right) of view k
 MAX_VIEWS = len(FLIPS)
@@ -19,6 +24,8 @@ MAX_VIEWS = len(FLIPS)
 def checked_views(views: int, where: str = "") -> int:
     """`views` as an int when it is 1..MAX_VIEWS, else ModelError (prefixed by `where`)."""
     if isinstance(views, bool) or not isinstance(views, (int, np.integer)) or not 1 <= views <= MAX_VIEWS:
+        from .base import ModelError
+
         raise ModelError(f"{where + ': ' if where else ''}views must be a whole number from 1 to {MAX_VIEWS}, "
                          f"got {views!r}")
     return int(views)
@@ -36,6 +43,8 @@ def flip(array: np.ndarray, view: int) -> np.ndarray:
 
 def flip_prompts(prompts: ModelPrompts, shape: tuple[int, int], view: int) -> ModelPrompts:
     """Crop-pixel prompts (inclusive box, points) in view `view` of an (H, W) crop."""
+    from .base import ModelPrompts
+
     up_down, left_right = FLIPS[view]
     h, w = shape
 
@@ -59,5 +68,7 @@ def set_views(engine, views: int) -> None:
     if hasattr(engine, "views"):
         engine.views = views
     elif views != 1:
+        from .base import ModelError
+
         raise ModelError(f"{getattr(engine, 'title', engine)} draws its hypotheses on the crop as it is: "
                          "mirrored views (--views) are a Probabilistic SAM setting")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..imaging.windowing import PRESETS
+from ..models.mirror_views import MAX_VIEWS  # torch-free
 
 SCREENSHOT_SIZE = (1600, 1000)
 
@@ -60,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --screenshot: draw this box prompt (voxel indices) and run the model on it first")
     parser.add_argument("--model", metavar="NAME",
                         help="with --box: the model to run (`ambiview-cli models` lists them; default: the first)")
-    parser.add_argument("--views", type=int, choices=range(1, 5), metavar="V",  # 1..mirror_views.MAX_VIEWS
-                        help="with --box: Probabilistic SAM on V (1-4) mirrored views of the crop")
+    parser.add_argument("--views", type=int, choices=range(1, MAX_VIEWS + 1), metavar="V",
+                        help=f"with --box: Probabilistic SAM on V (1-{MAX_VIEWS}) mirrored views of the crop")
     parser.add_argument("--compare", action="store_true",
                         help="with --screenshot: reveal the expert contours (compare mode) before taking the picture")
     parser.add_argument("--version", action="version", version=f"AmbiView {__version__}")

@@ -22,6 +22,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from ..imaging.volume import Volume
+from ..models.mirror_views import set_views
 from ..session.segment import PreparedCache, SegmentRequest, segment
 from .gui_gc import collect_on_gui_thread
 
@@ -96,8 +97,6 @@ class InferenceWorker(QObject):
             return
         try:
             engine = self._engine(job.engine_name, job.device)
-            from ..models.mirror_views import set_views  # with torch, which the engine has loaded by now
-
             set_views(engine, job.request.views)
             self.started.emit(rid, engine.title)
             n = job.request.n

@@ -20,10 +20,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from ..models.mirror_views import MAX_VIEWS  # torch-free
 from .run_controller import RunController, RunSettings
 
 DEFAULT_SAMPLES = 16  # every engine's default_samples (models.base.Engine); the spinbox starts here
-MAX_VIEWS = 4  # models.mirror_views.MAX_VIEWS (not imported here: it brings torch)
 MAX_SAMPLES = 256
 DEVICES = {"Auto (CUDA if present)": None, "CPU": "cpu", "CUDA": "cuda"}
 _ERROR_STYLE = "QLabel { color: #ff6b6b; }"
