@@ -549,6 +549,46 @@ def test_straight_through_threshold_scores_the_thresholded_mask_and_passes_the_g
     assert torch.allclose(probs.grad, binary.grad) and probs.grad.abs().sum() > 0
 
 
+def test_energy_hypotheses_are_drawn_as_the_engine_samples_when_asked():
+    """energy_as_sampled=1: z at the sampling temperature, each hypothesis its own jittered box, the box bound;
+    0: the prior at temperature 1 with the box as given and no bound (the runs before the option)."""
+    from ambiview.models.probsam import ProbSam, ProbSamConfig, moved_boxes
+    from ambiview.models.train_probsam import energy_hypotheses
+
+    torch.manual_seed(0)
+    model = ProbSam(load_backbone("tiny-random"), z_inject="tokens+dense").eval()
+    shape, box = (64, 64), (20.0, 22.0, 30.0, 35.0)
+    prompt = ModelPrompts(box=box)
+    embedding = torch.randn(1, model.backbone.embed_dim, *model.backbone.prompt_encoder.image_embedding_size)
+    sparse, dense = model.embed_prompts([prompt], shape)
+    mu, log_sigma = torch.randn(1, 6), torch.full((1, 6), -0.5)
+    k = 3
+
+    def drawn(config: ProbSamConfig) -> torch.Tensor:
+        with torch.no_grad():
+            return energy_hypotheses(model, embedding, prompt, sparse, dense, mu, log_sigma,
+                                     torch.Generator().manual_seed(7), config, torch.device("cpu"), shape)
+
+    def by_hand(scale: float, boxes: list | None, bound: bool) -> torch.Tensor:
+        noise = torch.Generator().manual_seed(7)
+        z = mu + scale * torch.exp(log_sigma) * torch.randn(k, 6, generator=noise)
+        if boxes is None:
+            s, d = sparse.expand(k, -1, -1), dense.expand(k, -1, -1, -1)
+        else:
+            eps = torch.randn(k, 4, generator=noise).double().numpy()
+            s, d = model.embed_prompts([ModelPrompts(box=b) for b in moved_boxes(box, boxes * eps)], shape)
+        with torch.no_grad():
+            probs = torch.sigmoid(model.decode(embedding.expand(k, -1, -1, -1), s, d, z, shape))
+        return probs * torch.from_numpy(box_support(box, shape, 5.0)) if bound else probs
+
+    sampler = dict(energy_samples=k, temperature=1.7, box_jitter=2.0, box_margin=5.0)
+    assert torch.allclose(drawn(ProbSamConfig(**sampler, energy_as_sampled=0)), by_hand(1.0, None, False))
+    matched = drawn(ProbSamConfig(**sampler, energy_as_sampled=1))
+    assert torch.allclose(matched, by_hand(1.7, 2.0, True))
+    assert not torch.allclose(matched, by_hand(1.7, None, True))  # the boxes did move
+    assert matched[..., ~torch.from_numpy(box_support(box, shape, 5.0))].abs().max() == 0
+
+
 def test_fine_tuning_from_a_checkpoint_with_the_energy_score(smoke_checkpoint, lidc_dir, tmp_path, capsys):
     common = ["train", "probsam", "--data", str(lidc_dir), "--epochs", "1", "--limit", "2", "--seed", "4",
               "--init", str(smoke_checkpoint), "--option", "val_samples=2"]
@@ -577,6 +617,8 @@ def test_fine_tuning_from_a_checkpoint_with_the_energy_score(smoke_checkpoint, l
         assert json.loads(a.metadata()["config"])["energy_binary"] == 1
     assert cli_main(common + ["--out", str(energy), "--option", "energy_binary=2"]) == 2
     assert "energy_binary must be 0" in capsys.readouterr().err
+    assert cli_main(common + ["--out", str(energy), "--option", "energy_as_sampled=2"]) == 2
+    assert "energy_as_sampled must be 0" in capsys.readouterr().err
     assert cli_main(["train", "ssb", "--data", str(lidc_dir), "--out", str(energy), "--init",
                      str(smoke_checkpoint)]) == 2
     assert "ssb training always starts from scratch" in capsys.readouterr().err

@@ -124,6 +124,10 @@ class ProbSamConfig:
     # 1: score the hypotheses as GED sees them, thresholded at 0.5, with the gradient passed straight through to the
     # probabilities (Bengio et al. 2013); the soft score is not proper for soft maps, which can hedge (ours).
     energy_binary: int = 0
+    # 1: draw the energy score's hypotheses the way the engine samples (ours; 0 = the prior at temperature 1, the box
+    # as given, unbounded): z at `temperature`, each hypothesis reading its own box jittered by `box_jitter`, and the
+    # box bound `box_margin` applied, so the score trains the sampler the app runs, not a neighbour of it.
+    energy_as_sampled: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -699,11 +703,16 @@ BOX_JITTER_SEED_OFFSET = 7919
 def jittered_boxes(box: tuple[float, float, float, float], n: int, seed: int, sigma: float, draws: str = "iid"
                    ) -> list[tuple[float, float, float, float]]:
     """n boxes (y0, x0, y1, x1), each edge of `box` moved by sigma * eps (crop pixels; eps standard normal, drawn
-    like the latents' but from another stream); hypothesis i's box ignores n.  An edge pair that crosses meets at
-    its middle (a box of one pixel row or column)."""
+    like the latents' but from another stream, `moved_boxes`); hypothesis i's box ignores n."""
     eps = standard_normal_draws(n, 4, int(seed) + BOX_JITTER_SEED_OFFSET, draws).double().numpy()
+    return moved_boxes(box, sigma * eps)
+
+
+def moved_boxes(box: tuple[float, float, float, float], offsets: np.ndarray) -> list[tuple[float, float, float, float]]:
+    """One box per row of `offsets` (k, 4): the edges (y0, x0, y1, x1) of `box` moved by that row (crop pixels).
+    An edge pair that crosses meets at its middle (a box of one pixel row or column)."""
     out = []
-    for y0, x0, y1, x1 in np.asarray(box, np.float64)[None] + sigma * eps:
+    for y0, x0, y1, x1 in np.asarray(box, np.float64)[None] + np.asarray(offsets, np.float64):
         if y1 < y0:
             y0 = y1 = (y0 + y1) / 2
         if x1 < x0:

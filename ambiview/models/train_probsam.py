@@ -25,7 +25,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .base import ModelError, ModelPrompts, select_device
+from .base import ModelError, ModelPrompts, box_support, select_device
 from .embedding_cache import EmbeddingCache
 from .lidc import LidcItem, check_split, load_split
 from .probsam import (
@@ -46,6 +46,7 @@ from .probsam import (
     file_sha256,
     free_bits_kl,
     kl_diag_gaussians,
+    moved_boxes,
     read_checkpoint,
     save_checkpoint,
     short_digest,
@@ -195,6 +196,9 @@ def _config(request: TrainRequest, base: ProbSamConfig | None = None) -> ProbSam
     if not config.energy_weight >= 0 or config.energy_samples < 2:
         raise ModelError(f"energy_weight must be >= 0 and energy_samples >= 2 (its spread term needs two), got "
                          f"{config.energy_weight} and {config.energy_samples}")
+    if config.energy_as_sampled not in (0, 1):
+        raise ModelError(f"energy_as_sampled must be 0 (the prior at temperature 1, the box as given) or 1 (as the "
+                         f"engine samples), got {config.energy_as_sampled}")
     if config.energy_binary not in (0, 1):
         raise ModelError(f"energy_binary must be 0 (soft hypotheses) or 1 (thresholded at 0.5), got "
                          f"{config.energy_binary}")
@@ -270,7 +274,7 @@ def _fit(request: TrainRequest, config: ProbSamConfig, device: torch.device, bac
     rest = [p for p in model.parameters() if id(p) not in new_ids]
     optimizer = torch.optim.Adam([{"params": rest}, {"params": new, "lr": config.lr_new or config.lr}], lr=config.lr)
     engine = ProbSamEngine(model=model, name="validation", device=device, temperature=config.temperature,
-                           box_margin=config.box_margin, draws=config.draws)
+                           box_margin=config.box_margin, draws=config.draws, box_jitter=config.box_jitter)
     history: list[dict] = []
     best: dict = {"ged": math.inf}
     steps_total = config.epochs * len(train_items)
@@ -385,12 +389,8 @@ def _step(model: ProbSam, optimizer: torch.optim.Optimizer, item: LidcItem, embe
     kl_dims = kl_diag_gaussians(mu_q, ls_q, mu_p, ls_p, per_dim=True)
     loss, recon = training_loss(logits, target, free_bits_kl(kl_dims, config.free_bits), config.beta)
     if config.energy_weight > 0:
-        k = config.energy_samples
-        z_prior = mu_p + torch.exp(ls_p) * torch.randn(k, config.latent_dim, generator=noise).to(device)
-        hypotheses = torch.sigmoid(model.decode(embedding.expand(k, -1, -1, -1), sparse.expand(k, -1, -1),
-                                                dense.expand(k, -1, -1, -1), z_prior, shape))
-        if config.energy_binary:
-            hypotheses = straight_through_threshold(hypotheses)
+        hypotheses = energy_hypotheses(model, embedding, prompt, sparse, dense, mu_p, ls_p, noise, config, device,
+                                       shape)
         raters = torch.from_numpy(item.raters).to(device, torch.float32)
         loss = loss + config.energy_weight * soft_energy_score(hypotheses.flatten(1), raters.flatten(1))
     kl = kl_dims.sum(dim=-1)  # the true KL, logged
@@ -398,6 +398,31 @@ def _step(model: ProbSam, optimizer: torch.optim.Optimizer, item: LidcItem, embe
     loss.backward()
     optimizer.step()
     return loss.item(), recon.item(), kl.mean().item()
+
+
+def energy_hypotheses(model: ProbSam, embedding: torch.Tensor, prompt: ModelPrompts, sparse: torch.Tensor,
+                      dense: torch.Tensor, mu_p: torch.Tensor, ls_p: torch.Tensor, noise: torch.Generator,
+                      config: ProbSamConfig, device: torch.device, shape: tuple[int, int]) -> torch.Tensor:
+    """The energy score's `energy_samples` hypotheses (K, 1, H, W) in [0, 1], drawn from the prior with the
+    training noise; with `energy_as_sampled` at the sampling temperature, each reading its own jittered box, and
+    box-bounded, as ProbSamEngine.sample draws them (iid eps, not Sobol: a training step needs no even cover)."""
+    k = config.energy_samples
+    matched = bool(config.energy_as_sampled)
+    scale = config.temperature if matched else 1.0
+    z_prior = mu_p + scale * torch.exp(ls_p) * torch.randn(k, config.latent_dim, generator=noise).to(device)
+    boxed = matched and prompt.box is not None
+    if boxed and config.box_jitter > 0:
+        eps = torch.randn(k, 4, generator=noise).double().numpy()
+        sparse, dense = model.embed_prompts([ModelPrompts(box=b, points=list(prompt.points))
+                                             for b in moved_boxes(prompt.box, config.box_jitter * eps)], shape)
+    else:
+        sparse, dense = sparse.expand(k, -1, -1), dense.expand(k, -1, -1, -1)
+    hypotheses = torch.sigmoid(model.decode(embedding.expand(k, -1, -1, -1), sparse, dense, z_prior, shape))
+    if config.energy_binary:
+        hypotheses = straight_through_threshold(hypotheses)
+    if boxed and config.box_margin >= 0:
+        hypotheses = hypotheses * torch.from_numpy(box_support(prompt.box, shape, config.box_margin)).to(device)
+    return hypotheses
 
 
 def straight_through_threshold(probs: torch.Tensor) -> torch.Tensor:
