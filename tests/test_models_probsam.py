@@ -569,14 +569,14 @@ def test_energy_hypotheses_are_drawn_as_the_engine_samples_when_asked():
             return energy_hypotheses(model, embedding, prompt, sparse, dense, mu, log_sigma,
                                      torch.Generator().manual_seed(7), config, torch.device("cpu"), shape)
 
-    def by_hand(scale: float, boxes: list | None, bound: bool) -> torch.Tensor:
+    def by_hand(scale: float, jitter: float | None, bound: bool) -> torch.Tensor:
         noise = torch.Generator().manual_seed(7)
         z = mu + scale * torch.exp(log_sigma) * torch.randn(k, 6, generator=noise)
-        if boxes is None:
+        if jitter is None:
             s, d = sparse.expand(k, -1, -1), dense.expand(k, -1, -1, -1)
         else:
             eps = torch.randn(k, 4, generator=noise).double().numpy()
-            s, d = model.embed_prompts([ModelPrompts(box=b) for b in moved_boxes(box, boxes * eps)], shape)
+            s, d = model.embed_prompts([ModelPrompts(box=b) for b in moved_boxes(box, jitter * eps)], shape)
         with torch.no_grad():
             probs = torch.sigmoid(model.decode(embedding.expand(k, -1, -1, -1), s, d, z, shape))
         return probs * torch.from_numpy(box_support(box, shape, 5.0)) if bound else probs
