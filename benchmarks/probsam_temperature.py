@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         jitters = ([checked_box_jitter(j) for j in args.box_jitters.split(",") if j.strip()]
                    if args.box_jitters else None)
-    except (ValueError, ModelError):
+    except ModelError:  # checked_box_jitter turns a non-number into one too
         parser.error(f"--box-jitters: give numbers >= 0, got {args.box_jitters!r}")
     if draws is not None and (not draws or set(draws) - set(DRAWS)):
         parser.error(f"--draws: give one or more of {', '.join(DRAWS)}, got {args.draws!r}")

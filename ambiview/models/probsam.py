@@ -625,8 +625,7 @@ class ProbSamEngine(Engine):
         the prompts as given).  Hypothesis i's box does not depend on n; the points are kept."""
         if self.box_jitter <= 0 or prompts.box is None:
             return None
-        boxes = jittered_boxes(prompts.box, n, seed, self.box_jitter, self.draws)
-        return [ModelPrompts(box=box, points=list(prompts.points)) for box in boxes]
+        return prompts_per_box(prompts, jittered_boxes(prompts.box, n, seed, self.box_jitter, self.draws))
 
     def view_state(self, state: ProbSamState, view: int) -> ProbSamState:
         """The state of mirrored view `view` of the prepared crop (`mirror_views`): one more encoder pass, or the
@@ -719,6 +718,11 @@ def moved_boxes(box: tuple[float, float, float, float], offsets: np.ndarray) -> 
             x0 = x1 = (x0 + x1) / 2
         out.append((float(y0), float(x0), float(y1), float(x1)))
     return out
+
+
+def prompts_per_box(prompts: ModelPrompts, boxes: list[tuple[float, float, float, float]]) -> list[ModelPrompts]:
+    """One copy of `prompts` per box, that box in place of its own and the points kept."""
+    return [ModelPrompts(box=box, points=list(prompts.points)) for box in boxes]
 
 
 def checked_box_jitter(sigma: Any, where: str = "") -> float:

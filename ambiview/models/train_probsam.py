@@ -47,6 +47,7 @@ from .probsam import (
     free_bits_kl,
     kl_diag_gaussians,
     moved_boxes,
+    prompts_per_box,
     read_checkpoint,
     save_checkpoint,
     short_digest,
@@ -413,8 +414,8 @@ def energy_hypotheses(model: ProbSam, embedding: torch.Tensor, prompt: ModelProm
     boxed = matched and prompt.box is not None
     if boxed and config.box_jitter > 0:
         eps = torch.randn(k, 4, generator=noise).double().numpy()
-        sparse, dense = model.embed_prompts([ModelPrompts(box=b, points=list(prompt.points))
-                                             for b in moved_boxes(prompt.box, config.box_jitter * eps)], shape)
+        sparse, dense = model.embed_prompts(prompts_per_box(prompt, moved_boxes(prompt.box, config.box_jitter * eps)),
+                                            shape)
     else:
         sparse, dense = sparse.expand(k, -1, -1), dense.expand(k, -1, -1, -1)
     hypotheses = torch.sigmoid(model.decode(embedding.expand(k, -1, -1, -1), sparse, dense, z_prior, shape))
