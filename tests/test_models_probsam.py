@@ -624,6 +624,55 @@ def test_fine_tuning_from_a_checkpoint_with_the_energy_score(smoke_checkpoint, l
     assert "ssb training always starts from scratch" in capsys.readouterr().err
 
 
+def test_mirrored_training_views_flip_crop_raters_and_consensus_together(lidc_dir, tmp_path, monkeypatch):
+    """train_views=V: every step reads one of the first V mirrored views of its crop (crop, raters' masks and
+    consensus flipped alike, the embedding that of the flipped crop); V=1 reads the crops as they are."""
+    from ambiview.models import train_probsam
+    from ambiview.models.lidc import check_split, load_split
+
+    originals = load_split(check_split(lidc_dir / "train"), 2)
+    for view in range(4):
+        for item, mirrored in zip(originals, train_probsam.mirrored_items(originals, view)):
+            for name in ("scan", "raters", "gt"):
+                assert np.array_equal(getattr(mirrored, name), flip(getattr(item, name), view)), (view, name)
+            assert mirrored.name == item.name
+
+    real_step = train_probsam._step
+
+    def trained(views: int) -> list[int]:
+        seen: list[int] = []
+
+        def spy(model, optimizer, item, embedding, mask, prompt, *rest):
+            index = [o.name for o in originals].index(item.name)
+            view = next(v for v in range(4) if np.array_equal(item.scan, flip(originals[index].scan, v)))
+            assert np.array_equal(item.gt, flip(originals[index].gt, view))
+            assert any(np.array_equal(mask, flip(r, view)) for r in originals[index].raters)
+            seen.append(view)
+            return real_step(model, optimizer, item, embedding, mask, prompt, *rest)
+
+        monkeypatch.setattr(train_probsam, "_step", spy)
+        out = tmp_path / f"views{views}.safetensors"
+        assert cli_main(["train", "probsam", "--data", str(lidc_dir), "--out", str(out), "--epochs", "3", "--limit",
+                         "2", "--backbone", "tiny-random", "--seed", "2", "--option", f"train_views={views}",
+                         "--option", "val_samples=2"]) == 0
+        with safe_open(str(out), framework="pt") as handle:
+            assert json.loads(handle.metadata()["config"])["train_views"] == views
+        return seen
+
+    assert trained(1) == [0] * 6
+    drawn = trained(4)
+    assert len(drawn) == 6 and len(set(drawn)) > 1
+
+
+@pytest.mark.parametrize("bad", ["0", "5", "1.5"])
+def test_training_views_outside_one_to_four_are_refused(lidc_dir, tmp_path, capsys, bad):
+    out = tmp_path / "x.safetensors"
+    assert cli_main(["train", "probsam", "--data", str(lidc_dir), "--out", str(out), "--limit", "2", "--backbone",
+                     "tiny-random", "--option", f"train_views={bad}"]) == 2
+    assert "train_views" in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_a_stopped_training_keeps_its_best_validated_epoch(lidc_dir, tmp_path, monkeypatch):
     """SIGTERM or Ctrl+C (KeyboardInterrupt) during epoch 2 writes the epoch-1 weights and says so."""
     from ambiview.models import train_probsam

@@ -128,6 +128,11 @@ class ProbSamConfig:
     # as given, unbounded): z at `temperature`, each hypothesis reading its own box jittered by `box_jitter`, and the
     # box bound `box_margin` applied, so the score trains the sampler the app runs, not a neighbour of it.
     energy_as_sampled: int = 0
+    # Mirrored training views (ours; 1 = the crop as it is, the paper): each training step reads the crop, its raters'
+    # masks and its prompt in one of the first `train_views` mirrored views of mirror_views.FLIPS, drawn at random --
+    # data augmentation by flips, since the encoder is far from flip-equivariant and 570 crops are few.  Each view
+    # costs one encoder pass per training crop (cached).  Validation and sampling read the crop as it is.
+    train_views: int = 1
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

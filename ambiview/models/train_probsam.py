@@ -7,8 +7,9 @@ mask with the consensus box, as evaluation and the app do; the encoder's embeddi
 disk; the epoch with the best validation GED (16 prior samples per crop, box of the consensus mask) is kept; on a
 fraction of the steps the box is replaced by 1-3 positive points inside the prompt's mask so that the model also
 answers point prompts; optionally (`ema`) an exponential moving average of the weights is what is validated and kept,
-and (`energy_weight`) a sampled energy score against all raters is added to the loss; `init` starts from a checkpoint
-(fine-tuning: its settings and weights, the optimiser fresh).
+(`energy_weight`) a sampled energy score against all raters is added to the loss, and (`train_views`) each step reads
+a mirrored view of its crop drawn at random (flip augmentation); `init` starts from a checkpoint (fine-tuning: its
+settings and weights, the optimiser fresh).
 Seeded and deterministic on the CPU.  Writes only the tensors that differ from the pretrained backbone.
 """
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 from .base import ModelError, ModelPrompts, box_support, select_device
 from .embedding_cache import EmbeddingCache
 from .lidc import LidcItem, check_split, load_split
+from .mirror_views import MAX_VIEWS, flip
 from .probsam import (
     CHECKPOINT_FORMAT,
     DELTA,
@@ -91,12 +93,13 @@ def train(request: TrainRequest) -> dict:
     log(f"backbone {backbone.spec} (sha256 {backbone.sha256[:12]}…), device {device}, "
         f"{len(train_items)} train / {len(val_items)} validation crops")
     cache = EmbeddingCache()
-    train_emb = embed_items(backbone, train_items, cache, device, log)
+    train_views = [train_items] + [mirrored_items(train_items, v) for v in range(1, config.train_views)]
+    train_emb = [embed_items(backbone, items, cache, device, log) for items in train_views]
     val_emb = embed_items(backbone, val_items, cache, device, log)
     embed_seconds = time.perf_counter() - started
 
     with deterministic(device):
-        result = _fit(request, config, device, backbone, train_items, train_emb, val_items, val_emb, log,
+        result = _fit(request, config, device, backbone, train_views, train_emb, val_items, val_emb, log,
                       init.tensors if init is not None else None)
     train_seconds = time.perf_counter() - started
     meta = {
@@ -200,6 +203,9 @@ def _config(request: TrainRequest, base: ProbSamConfig | None = None) -> ProbSam
     if config.energy_as_sampled not in (0, 1):
         raise ModelError(f"energy_as_sampled must be 0 (the prior at temperature 1, the box as given) or 1 (as the "
                          f"engine samples), got {config.energy_as_sampled}")
+    if isinstance(config.train_views, float) or not 1 <= config.train_views <= MAX_VIEWS:
+        raise ModelError(f"train_views must be a whole number from 1 (the crop as it is) to {MAX_VIEWS}, got "
+                         f"{config.train_views}")
     if config.energy_binary not in (0, 1):
         raise ModelError(f"energy_binary must be 0 (soft hypotheses) or 1 (thresholded at 0.5), got "
                          f"{config.energy_binary}")
@@ -243,6 +249,12 @@ def embed_items(backbone: Backbone, items: list[LidcItem], cache: EmbeddingCache
     return out
 
 
+def mirrored_items(items: list[LidcItem], view: int) -> list[LidcItem]:
+    """The crops, their raters' masks and consensus in mirrored view `view` (mirror_views.FLIPS)."""
+    return [replace(item, scan=flip(item.scan, view), raters=flip(item.raters, view), gt=flip(item.gt, view))
+            for item in items]
+
+
 def training_prompt(item: LidcItem, mask: np.ndarray, rng: np.random.Generator, config: ProbSamConfig
                     ) -> ModelPrompts:
     """The prompt of one training step for the drawn rater's `mask`.
@@ -260,9 +272,11 @@ def training_prompt(item: LidcItem, mask: np.ndarray, rng: np.random.Generator, 
 
 
 def _fit(request: TrainRequest, config: ProbSamConfig, device: torch.device, backbone: Backbone,
-         train_items: list[LidcItem], train_emb: list[torch.Tensor], val_items: list[LidcItem],
+         train_views: list[list[LidcItem]], train_emb: list[list[torch.Tensor]], val_items: list[LidcItem],
          val_emb: list[torch.Tensor], log: Callable[[str], None],
          init_tensors: dict[str, torch.Tensor] | None = None) -> dict:
+    """Train; `train_views[v]` / `train_emb[v]` are the training crops and their embeddings in mirrored view v."""
+    train_items = train_views[0]
     torch.manual_seed(request.seed)
     rng = np.random.default_rng(request.seed)
     noise = torch.Generator(device="cpu").manual_seed(request.seed + 1)
@@ -287,10 +301,14 @@ def _fit(request: TrainRequest, config: ProbSamConfig, device: torch.device, bac
             model.train()
             sums = np.zeros(3)
             for index in rng.permutation(len(train_items)):
-                item = train_items[index]
+                # One view draw only when there are views to draw from: one-view runs keep the random stream (and
+                # so the weights) they had before the option existed.
+                view = int(rng.integers(len(train_views))) if len(train_views) > 1 else 0
+                item = train_views[view][index]
                 mask = item.raters[rng.integers(item.raters.shape[0])]
                 prompt = training_prompt(item, mask, rng, config)
-                loss, recon, kl = _step(model, optimizer, item, train_emb[index], mask, prompt, noise, config, device)
+                loss, recon, kl = _step(model, optimizer, item, train_emb[view][index], mask, prompt, noise, config,
+                                        device)
                 sums += (loss, recon, kl)
                 step += 1
                 if average is not None:
