@@ -29,7 +29,7 @@ import torch
 from .base import ModelError, ModelPrompts, box_support, select_device
 from .embedding_cache import EmbeddingCache
 from .lidc import LidcItem, check_split, load_split
-from .mirror_views import MAX_VIEWS, flip
+from .mirror_views import checked_views, flip
 from .probsam import (
     CHECKPOINT_FORMAT,
     DELTA,
@@ -203,9 +203,7 @@ def _config(request: TrainRequest, base: ProbSamConfig | None = None) -> ProbSam
     if config.energy_as_sampled not in (0, 1):
         raise ModelError(f"energy_as_sampled must be 0 (the prior at temperature 1, the box as given) or 1 (as the "
                          f"engine samples), got {config.energy_as_sampled}")
-    if isinstance(config.train_views, float) or not 1 <= config.train_views <= MAX_VIEWS:
-        raise ModelError(f"train_views must be a whole number from 1 (the crop as it is) to {MAX_VIEWS}, got "
-                         f"{config.train_views}")
+    checked_views(config.train_views, "train_views")
     if config.energy_binary not in (0, 1):
         raise ModelError(f"energy_binary must be 0 (soft hypotheses) or 1 (thresholded at 0.5), got "
                          f"{config.energy_binary}")
