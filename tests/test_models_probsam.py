@@ -624,6 +624,22 @@ def test_fine_tuning_from_a_checkpoint_with_the_energy_score(smoke_checkpoint, l
     assert "ssb training always starts from scratch" in capsys.readouterr().err
 
 
+def test_a_weight_average_of_trained_checkpoints_loads_and_samples(smoke_checkpoint, lidc_dir, tmp_path):
+    # a fine-tuned continuation of the smoke checkpoint, averaged with it (ambiview-cli average)
+    tuned, soup = tmp_path / "tuned.safetensors", tmp_path / "soup.safetensors"
+    assert cli_main(["train", "probsam", "--data", str(lidc_dir), "--epochs", "1", "--limit", "2", "--seed", "5",
+                     "--init", str(smoke_checkpoint), "--option", "val_samples=2", "--out", str(tuned)]) == 0
+    assert cli_main(["average", "--out", str(soup), str(smoke_checkpoint), str(tuned)]) == 0
+    engines = [load_engine(str(p), device="cpu") for p in (smoke_checkpoint, tuned, soup)]
+    image = np.random.default_rng(1).standard_normal((64, 64)).astype(np.float32)
+    box = ModelPrompts(box=(20, 20, 40, 40))
+    mus = [engine.prior(engine.prepare(image), box)[0] for engine in engines]
+    assert not torch.allclose(mus[0], mus[1])
+    probs = engines[2].sample(engines[2].prepare(image), box, n=2, seed=0)
+    assert probs.shape == (2, 64, 64) and np.isfinite(probs).all()
+    assert not torch.allclose(mus[2], mus[0]) and not torch.allclose(mus[2], mus[1])  # a third network
+
+
 def test_mirrored_training_views_flip_crop_raters_and_consensus_together(lidc_dir, tmp_path, monkeypatch):
     """train_views=V: every step reads one of the first V mirrored views of its crop (crop, raters' masks and
     consensus flipped alike, the embedding that of the flipped crop); V=1 reads the crops as they are."""
