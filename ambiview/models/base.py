@@ -164,6 +164,15 @@ def short_digest(sha256_hex: str) -> str:
     return sha256_hex[:12]
 
 
+def checked_checkpoint_path(path: Path) -> Path:
+    """`path` as a Path when its name ends in .safetensors, the one format checkpoints are written in; else
+    ModelError naming it."""
+    path = Path(path)
+    if path.suffix != ".safetensors":
+        raise ModelError(f"{path}: the checkpoint file name must end in .safetensors")
+    return path
+
+
 def read_checkpoint(path: Path, fmt: str, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and metadata of a safetensors checkpoint whose metadata `format` is `fmt` (no code is executed).
 

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Sequence
 
-from .base import ModelError, file_sha256, read_checkpoint, short_digest
+from .base import ModelError, checked_checkpoint_path, file_sha256, read_checkpoint, short_digest
 from .probsam import CHECKPOINT_FORMAT, ProbSamConfig, save_checkpoint
 from .train_probsam import ARCHITECTURE
 
@@ -27,11 +27,9 @@ def average_checkpoints(paths: Sequence[Path], out: Path, command: str = "") -> 
     """Write the tensor-wise mean of two or more Probabilistic SAM checkpoints to `out` (atomically); returns its
     short digest. ModelError naming the file when an input cannot be averaged with the first."""
     paths = [Path(p) for p in paths]
-    out = Path(out)
     if len(paths) < 2:
         raise ModelError(f"averaging needs at least two checkpoints, got {len(paths)}")
-    if out.suffix != ".safetensors":
-        raise ModelError(f"{out}: the checkpoint file name must end in .safetensors")
+    out = checked_checkpoint_path(out)
     if any(out.resolve() == p.resolve() for p in paths):
         raise ModelError(f"{out}: is one of the checkpoints being averaged; write the average to a new file")
     first_tensors, first_meta = read_checkpoint(paths[0], CHECKPOINT_FORMAT, "a Probabilistic SAM checkpoint")

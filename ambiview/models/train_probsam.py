@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 
-from .base import ModelError, ModelPrompts, box_support, select_device
+from .base import ModelError, ModelPrompts, box_support, checked_checkpoint_path, select_device
 from .embedding_cache import EmbeddingCache
 from .lidc import LidcItem, check_split, load_split
 from .mirror_views import checked_views, flip
@@ -75,9 +75,7 @@ def train(request: TrainRequest) -> dict:
     data = Path(request.data)
     train_items = load_split(check_split(data / "train"), request.limit)
     val_items = load_split(check_split(data / "validate"), request.limit)
-    out = Path(request.out)
-    if out.suffix != ".safetensors":
-        raise ModelError(f"{out}: the checkpoint file name must end in .safetensors")
+    out = checked_checkpoint_path(request.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     if not os.access(out.parent, os.W_OK):
         raise ModelError(f"{out.parent}: folder is not writable")

@@ -32,7 +32,7 @@ from safetensors.torch import save_file
 
 from ..paths import models_dir, shared_data_dir
 from ..uncertainty.metrics import ged
-from .base import ModelError, select_device
+from .base import ModelError, checked_checkpoint_path, select_device
 from .lidc import LidcItem, check_split, load_split
 from .probunet import CHECKPOINT_FORMAT, ENGINE_FAMILY, ENGINE_TITLE, ProbUNet, ProbUNetConfig
 from .trainers import epochs_until_stopped, typed_options
@@ -234,9 +234,7 @@ def train_request(request: TrainRequest) -> dict:
     settings = typed_options(request.options, _OPTION_TYPES, "probunet")
     if "augment" in settings:
         settings["augment"] = bool(settings["augment"])
-    out = Path(request.out)
-    if out.suffix != ".safetensors":
-        raise ModelError(f"{out}: the checkpoint file name must end in .safetensors")
+    out = checked_checkpoint_path(request.out)
     options = TrainOptions(data=Path(request.data), out=out, seed=request.seed, device=request.device,
                            limit=request.limit, **settings)
     if request.epochs is not None:

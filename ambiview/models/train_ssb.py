@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ..uncertainty.metrics import ged
-from .base import ModelError, select_device
+from .base import ModelError, checked_checkpoint_path, select_device
 from .lidc import LidcItem, check_split, load_split
 from .ssb import ENGINE_TITLE, SsbConfig, SsbModel, bridge_sample, checkpoint_metadata, hypothesis_generators, \
     save_checkpoint
@@ -270,9 +270,7 @@ def train(request: TrainRequest) -> dict:
     if tc.threads:
         torch.set_num_threads(tc.threads)
     device = select_device(request.device)
-    out = Path(request.out)
-    if out.suffix != ".safetensors":
-        raise ModelError(f"{out}: the checkpoint file name must end in .safetensors")
+    out = checked_checkpoint_path(request.out)
     data = Path(request.data)
     if not data.is_dir():
         raise ModelError(f"{data}: no such folder (expected the lidc-crops64 root with train/ and validate/)")

@@ -46,7 +46,7 @@ import torch
 from ..paths import models_dir, shared_data_dir
 from ..uncertainty.metrics import ged
 from ..uncertainty.surface import dice as dice_score
-from .base import ModelError, select_device
+from .base import ModelError, checked_checkpoint_path, select_device
 from .lidc import NoduleStack, check_split, load_split, nodule_stacks
 from .upsam import CHANNELS_LAST, ENGINE_FAMILY, UpSamConfig, UpSamEngine, save_checkpoint
 from .upsam_data import Split, centred_input, dihedral, random_window, split_labelled
@@ -466,9 +466,7 @@ def train_request(request: TrainRequest) -> dict:
         if "teacher" in settings:
             raise ModelError("give the teacher either with --backbone or with --option teacher=..., not both")
         settings["teacher"] = request.backbone
-    out = Path(request.out)
-    if out.suffix != ".safetensors":
-        raise ModelError(f"{out}: the checkpoint file name must end in .safetensors")
+    out = checked_checkpoint_path(request.out)
     options = TrainOptions(data=Path(request.data), out=out, seed=request.seed, device=request.device,
                            limit=request.limit, **settings)
     return train(options, log=request.log, command=request.command)
