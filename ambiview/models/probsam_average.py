@@ -57,7 +57,5 @@ def average_checkpoints(paths: Sequence[Path], out: Path, command: str = "") -> 
     meta = {key: first_meta[key] for key in KEPT_METADATA if key in first_meta}
     meta["averaged_from"] = json.dumps([f"{p.name} ({short_digest(file_sha256(p))})" for p in paths])
     meta["command"] = command
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(out, averaged, meta)
+    save_checkpoint(out, averaged, meta)  # atomically, making the folder when it is missing
     return short_digest(file_sha256(out))
-
