@@ -814,15 +814,19 @@ def test_shipped_checkpoint_is_small_and_listed(shipped):
     assert names["probsam-litemedsam"].checkpoint == SHIPPED
     assert names["probsam-litemedsam"].digest == shipped.digest
     # what the card says is shipped
-    assert names["probsam-litemedsam"].sampling == "temperature 1.3 · Sobol draws · box + 5 px · box jitter 1.5 px"
+    assert names["probsam-litemedsam"].sampling == "temperature 1 · Sobol draws · box + 5 px · box jitter 1.5 px"
     # the panel offers mirrored views for it, and for no other family
     assert names["probsam-litemedsam"].mirror_views and shipped.views == 1
     assert not any(info.mirror_views for info in names.values() if not info.name.startswith("probsam"))
-    assert (shipped.temperature, shipped.draws, shipped.box_margin, shipped.box_jitter) == (1.3, "sobol", 5.0, 1.5)
+    assert (shipped.temperature, shipped.draws, shipped.box_margin, shipped.box_jitter) == (1.0, "sobol", 5.0, 1.5)
     assert shipped.accepts == frozenset({"box", "point"}) and shipped.dims == 2 and shipped.crop_size == 64
     meta = shipped.metadata
     assert meta["backbone"] == "litemedsam" and meta["backbone_sha256"].startswith("79d8c9dc")
-    assert "Armato" in meta["data"] and meta["command"].startswith("ambiview-cli train probsam")
+    assert "Armato" in meta["data"] and meta["command"].startswith("ambiview-cli average")
+    # the weight average of the stage-2 checkpoint and its continuations (the card, "Weight average")
+    members = json.loads(meta["averaged_from"])
+    assert len(members) >= 3 and members[0] == "probsam-litemedsam.safetensors (7910569472bd)"
+    assert meta["temperature_chosen"].startswith("lowest mean GED on train")
 
 
 @pytest.fixture(scope="module")
@@ -891,7 +895,9 @@ def test_segment_with_mirrored_views_on_the_demo_series(shipped, tmp_path, capsy
     assert runs[1].model_title == shipped.title
     assert runs[2].model_title == shipped.title + " · 2 mirrored views"  # the result says how it was drawn
     one, two = runs[1].probs, runs[2].probs
-    assert np.abs(two[[0, 2]] - one[[0, 2]]).max() < 1e-4  # view 0: the crop as it is
+    # view 0: the crop as it is (the same up to the result file's float16, whose step is 2.4e-4 to 4.9e-4 in [0.25, 1),
+    # when another batch makes a float32 value fall on the other side of a rounding boundary)
+    assert np.abs(two[[0, 2]] - one[[0, 2]]).max() <= 5e-4
     assert np.abs(two[[1, 3]] - one[[1, 3]]).max() > 0.1  # view 1: the crop mirrored left-right
     assert ((two > 0.5).sum(axis=(1, 2)) > 0).all()  # every hypothesis segments something
     capsys.readouterr()
