@@ -823,7 +823,7 @@ def test_shipped_checkpoint_is_small_and_listed(shipped):
     meta = shipped.metadata
     assert meta["backbone"] == "litemedsam" and meta["backbone_sha256"].startswith("79d8c9dc")
     assert "Armato" in meta["data"] and meta["command"].startswith("ambiview-cli average")
-    # the weight average of the stage-2 checkpoint and its continuations (the card, "Weight average")
+    # the weight average of stage 2 and its continuations (the card: "A weight average that keeps z's meaning")
     members = json.loads(meta["averaged_from"])
     assert len(members) >= 3 and members[0] == "probsam-litemedsam.safetensors (7910569472bd)"
     assert meta["temperature_chosen"].startswith("lowest mean GED on train")
